@@ -1,0 +1,37 @@
+# Branch Edge — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+SHARED ?= $(abspath ../shared)
+# Tests and the demo find models and photos here unless the environment says otherwise.
+export BRANCH_EDGE_MODELS ?= $(SHARED)/models
+export BRANCH_EDGE_DATA ?= $(SHARED)/data
+export QT_QPA_PLATFORM ?= offscreen
+VENV := .venv
+BIN := $(VENV)/bin
+# COMMAND=debian-package pairs the tests need on the machine.
+SYSTEM_DEPS ?=
+DEMO_OUT ?= demo-output
+
+.PHONY: test demo setup lint typecheck clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+
+setup: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	scripts/ensure-system-deps.sh $(SYSTEM_DEPS)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+demo: $(VENV)/.installed
+	$(BIN)/branch-edge demo --out $(DEMO_OUT)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

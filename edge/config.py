@@ -1,0 +1,130 @@
+"""Typed configuration, loaded from one TOML file.
+
+Every section is a pydantic model with bounds, so a bad value is reported with
+the dotted key and the allowed range (``recognition.threshold: Input should be
+less than or equal to 1``).  Defaults are the documented, measured ones; see
+README "Configuration".
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelsConfig(Section):
+    dir: Path | None = Field(None, description="folder holding the ONNX files of the pack")
+    pack: str = Field("default", description="pack id, or a path to a pack manifest (.toml)")
+
+
+class RuntimeConfig(Section):
+    device: Literal["cpu", "gpu", "auto"] = Field(
+        "auto", description="gpu: fail when no GPU provider; auto: GPU when present"
+    )
+    intra_op_threads: int = Field(0, ge=0, le=64, description="0 = one per core")
+    inter_op_threads: int = Field(1, ge=1, le=16)
+    graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
+    gpu_device_id: int = Field(0, ge=0, le=15)
+
+
+class DetectionConfig(Section):
+    input_size: int = Field(640, ge=128, le=1920, multiple_of=32)
+    score_threshold: float = Field(0.5, ge=0.05, le=0.99)
+    nms_threshold: float = Field(0.4, ge=0.1, le=0.9)
+    max_faces: int = Field(32, ge=1, le=256)
+    # Tight face crops (ID photos, 160x160 portraits) need context around the
+    # face before SCRFD finds it; see README "Face engine".
+    pad_retry: bool = True
+
+
+class QualityConfig(Section):
+    min_det_score: float = Field(0.6, ge=0.0, le=1.0)
+    min_interocular_px: float = Field(20.0, ge=4.0, le=400.0)
+    min_blur: float = Field(30.0, ge=0.0, le=10_000.0, description="Laplacian variance, 112x112 crop")
+    max_yaw_deg: float = Field(40.0, ge=5.0, le=90.0)
+    max_pitch_deg: float = Field(35.0, ge=5.0, le=90.0)
+
+
+class RecognitionConfig(Section):
+    threshold: float = Field(0.43, ge=-1.0, le=1.0, description="cosine; calibrated on faces_asia")
+    margin: float = Field(0.05, ge=0.0, le=1.0, description="best minus runner-up customer")
+    batch_size: int = Field(16, ge=1, le=256)
+
+
+class LivenessConfig(Section):
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="mean live probability")
+
+
+class GalleryConfig(Section):
+    backend: Literal["exact", "int8", "ivf"] = "exact"
+    top_k: int = Field(10, ge=2, le=100)
+
+
+class StoreConfig(Section):
+    path: Path = Path("branch-edge.db")
+    key_file: Path | None = Field(None, description="32-byte key file (hex or raw), mode 0600")
+    key_env: str = Field("BRANCH_EDGE_KEY", description="environment variable with the hex key")
+
+
+class EnrolConfig(Section):
+    review: Literal["off", "standard", "strict"] = "standard"
+    require_liveness: bool = False
+    max_templates_per_customer: int = Field(10, ge=1, le=100)
+
+
+class EdgeConfig(Section):
+    branch_id: str = Field("demo-branch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    models: ModelsConfig = ModelsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    detection: DetectionConfig = DetectionConfig()
+    quality: QualityConfig = QualityConfig()
+    recognition: RecognitionConfig = RecognitionConfig()
+    liveness: LivenessConfig = LivenessConfig()
+    gallery: GalleryConfig = GalleryConfig()
+    store: StoreConfig = StoreConfig()
+    enrol: EnrolConfig = EnrolConfig()
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, object], source: str = "<config>") -> EdgeConfig:
+    try:
+        return EdgeConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {format_validation_error(err)}") from err
+
+
+def load_config(path: Path | None) -> EdgeConfig:
+    """Load ``path``; ``None`` means ``BRANCH_EDGE_CONFIG`` or the built-in defaults."""
+    if path is None:
+        env = os.environ.get("BRANCH_EDGE_CONFIG")
+        if not env:
+            return EdgeConfig()
+        path = Path(env)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse_config(data, str(path))

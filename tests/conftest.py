@@ -1,0 +1,50 @@
+"""Shared fixtures: where the real models and photos are, and one face engine
+per test session (loading the ONNX models takes about a second)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edge.config import EdgeConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared(env: str, default: str) -> Path:
+    path = Path(os.environ.get(env) or REPO.parent / "shared" / default)
+    if not path.is_dir():
+        pytest.exit(f"{env} is not set and {path} does not exist: the tests need the real "
+                    f"models and photos (see README 'Tests')", returncode=3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return _shared("BRANCH_EDGE_MODELS", "models")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _shared("BRANCH_EDGE_DATA", "data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Digest pins and other state must not leak into the developer's home.
+    os.environ["BRANCH_EDGE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    os.environ.pop("BRANCH_EDGE_CONFIG", None)
+
+
+@pytest.fixture(scope="session")
+def edge_config() -> EdgeConfig:
+    return EdgeConfig()
+
+
+@pytest.fixture(scope="session")
+def engine(models_dir: Path, edge_config: EdgeConfig):  # -> FaceEngine
+    from edge.vision.engine import FaceEngine
+
+    return FaceEngine.from_config(edge_config, models_dir)
