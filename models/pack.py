@@ -1,0 +1,286 @@
+"""Model packs: a TOML manifest naming each ONNX file with its role, digest,
+input spec, preprocessing and licence.
+
+Loading a pack verifies every digest before any model is handed to ONNX
+Runtime.  A manifest may leave ``sha256`` empty where nobody can know it in
+advance (insightface's own ``buffalo_*`` downloads): the digest is then pinned
+on first verified use in a state file and checked on every later load, with a
+warning at pinning time, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+PACKS_DIR = Path(__file__).resolve().parent / "packs"
+Role = Literal["detector", "recognizer", "liveness"]
+ROLES: tuple[Role, ...] = ("detector", "recognizer", "liveness")
+KINDS = {"detector": ("scrfd", "yunet"), "recognizer": ("arcface",), "liveness": ("minifasnet",)}
+
+
+class ModelPackError(RuntimeError):
+    """A pack manifest is invalid, or a model file is missing or not the expected one."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    role: Role
+    kind: str
+    file: str
+    sha256: str
+    licence: str
+    research_only: bool
+    input_size: tuple[int, int]
+    color: Literal["RGB", "BGR"]
+    mean: float
+    std: float
+    embedding_size: int = 0
+    crop_scale: float = 0.0
+    live_index: int = 1
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    id: str
+    name: str
+    description: str
+    models: tuple[ModelSpec, ...]
+    subdir: str = ""
+    default_root: str = ""
+    manifest: Path = field(default=Path(), compare=False)
+
+    def by_role(self, role: Role) -> list[ModelSpec]:
+        return [m for m in self.models if m.role == role]
+
+    def one(self, role: Role) -> ModelSpec:
+        found = self.by_role(role)
+        if len(found) != 1:
+            raise ModelPackError(f"pack {self.id!r} has {len(found)} {role} models, expected 1")
+        return found[0]
+
+    @property
+    def embedding_size(self) -> int:
+        return self.one("recognizer").embedding_size
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    spec: ModelSpec
+    path: Path
+    status: Literal["ok", "pinned", "newly-pinned", "missing", "mismatch"]
+    actual_sha256: str
+    expected_sha256: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "pinned", "newly-pinned")
+
+
+def available_packs() -> list[str]:
+    return sorted(p.stem for p in PACKS_DIR.glob("*.toml"))
+
+
+def _require(table: dict[str, object], key: str, where: str) -> object:
+    if key not in table:
+        raise ModelPackError(f"{where}: missing key {key!r}")
+    return table[key]
+
+
+def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
+    role = str(_require(raw, "role", where))
+    if role not in ROLES:
+        raise ModelPackError(f"{where}: role must be one of {', '.join(ROLES)}, got {role!r}")
+    kind = str(_require(raw, "kind", where))
+    if kind not in KINDS[role]:
+        raise ModelPackError(f"{where}: kind for {role} must be one of {KINDS[role]}, got {kind!r}")
+    size = _require(raw, "input_size", where)
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise ModelPackError(f"{where}: input_size must be [width, height]")
+    color = str(raw.get("color", "RGB"))
+    if color not in ("RGB", "BGR"):
+        raise ModelPackError(f"{where}: color must be RGB or BGR, got {color!r}")
+    digest = str(raw.get("sha256", "")).lower()
+    if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
+        raise ModelPackError(f"{where}: sha256 must be 64 hex digits or empty")
+    spec = ModelSpec(
+        role=role,  # type: ignore[arg-type]
+        kind=kind,
+        file=str(_require(raw, "file", where)),
+        sha256=digest,
+        licence=str(_require(raw, "licence", where)),
+        research_only=bool(raw.get("research_only", False)),
+        input_size=(int(size[0]), int(size[1])),
+        color=color,  # type: ignore[arg-type]
+        mean=float(raw.get("mean", 0.0)),  # type: ignore[arg-type]
+        std=float(raw.get("std", 1.0)),  # type: ignore[arg-type]
+        embedding_size=int(raw.get("embedding_size", 0)),  # type: ignore[call-overload]
+        crop_scale=float(raw.get("crop_scale", 0.0)),  # type: ignore[arg-type]
+        live_index=int(raw.get("live_index", 1)),  # type: ignore[call-overload]
+    )
+    if role == "recognizer" and spec.embedding_size <= 0:
+        raise ModelPackError(f"{where}: a recognizer needs embedding_size > 0")
+    if role == "liveness" and spec.crop_scale <= 0:
+        raise ModelPackError(f"{where}: a liveness model needs crop_scale > 0")
+    return spec
+
+
+def parse_pack(data: dict[str, object], manifest: Path) -> ModelPack:
+    head = data.get("pack")
+    if not isinstance(head, dict):
+        raise ModelPackError(f"{manifest}: missing [pack] table")
+    raw_models = data.get("model")
+    if not isinstance(raw_models, list) or not raw_models:
+        raise ModelPackError(f"{manifest}: no [[model]] entries")
+    models = tuple(_parse_model(m, f"{manifest} model #{i + 1}") for i, m in enumerate(raw_models))
+    pack = ModelPack(
+        id=str(_require(head, "id", str(manifest))),
+        name=str(head.get("name", "")),
+        description=str(head.get("description", "")),
+        models=models,
+        subdir=str(head.get("subdir", "")),
+        default_root=str(head.get("default_root", "")),
+        manifest=manifest,
+    )
+    pack.one("detector")
+    pack.one("recognizer")
+    return pack
+
+
+def load_pack(name_or_path: str) -> ModelPack:
+    """A shipped pack by id (``default``, ``fast`` …) or a manifest path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PACKS_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            known = ", ".join(available_packs())
+            raise ModelPackError(f"unknown model pack {name_or_path!r}; shipped packs: {known}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ModelPackError(f"cannot read pack manifest {path}: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ModelPackError(f"{path}: not valid TOML: {err}") from err
+    return parse_pack(data, path)
+
+
+def resolve_models_dir(pack: ModelPack, cli_dir: Path | None, config_dir: Path | None) -> Path:
+    """``--models DIR``, then ``BRANCH_EDGE_MODELS``, then the config file, then the pack's default."""
+    env = os.environ.get("BRANCH_EDGE_MODELS")
+    for candidate in (cli_dir, Path(env) if env else None, config_dir):
+        if candidate is not None:
+            root = candidate.expanduser()
+            nested = root / pack.subdir if pack.subdir else root
+            return nested if pack.subdir and nested.is_dir() else root
+    if pack.default_root:
+        return (Path(pack.default_root).expanduser() / pack.subdir).resolve()
+    raise ModelPackError(
+        "no models folder: pass --models DIR, set BRANCH_EDGE_MODELS, or set [models] dir in the config"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_dir() -> Path:
+    env = os.environ.get("BRANCH_EDGE_STATE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "branch-edge"
+
+
+class DigestPins:
+    """Digests recorded on first verified use, for manifests that cannot know them."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "pinned-digests.json"
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            raise ModelPackError(f"digest pin file {self.path} is unreadable: {err}") from err
+        if not isinstance(data, dict):
+            raise ModelPackError(f"digest pin file {self.path} is not a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+
+    @staticmethod
+    def key(pack: ModelPack, spec: ModelSpec) -> str:
+        return f"{pack.id}/{spec.file}"
+
+    def get(self, pack: ModelPack, spec: ModelSpec) -> str:
+        return self._read().get(self.key(pack, spec), "")
+
+    def record(self, pack: ModelPack, spec: ModelSpec, digest: str) -> None:
+        pins = self._read()
+        pins[self.key(pack, spec)] = digest
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pins, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def check_file(pack: ModelPack, spec: ModelSpec, models_dir: Path, pins: DigestPins) -> FileCheck:
+    path = models_dir / spec.file
+    expected = spec.sha256 or pins.get(pack, spec)
+    if not path.is_file():
+        return FileCheck(spec, path, "missing", "", expected)
+    actual = sha256_file(path)
+    if not expected:
+        return FileCheck(spec, path, "newly-pinned", actual, "")
+    if actual != expected:
+        return FileCheck(spec, path, "mismatch", actual, expected)
+    return FileCheck(spec, path, "ok" if spec.sha256 else "pinned", actual, expected)
+
+
+def verify_pack(pack: ModelPack, models_dir: Path, pins: DigestPins | None = None) -> list[FileCheck]:
+    """Digest check of every file, without raising (for ``models verify``)."""
+    pins = pins or DigestPins()
+    return [check_file(pack, spec, models_dir, pins) for spec in pack.models]
+
+
+def describe_failure(check: FileCheck) -> str:
+    if check.status == "missing":
+        want = check.expected_sha256 or "(digest pinned on first use)"
+        return f"model file {check.path} is missing (expected sha256 {want})"
+    return (
+        f"model file {check.path} has sha256 {check.actual_sha256}, "
+        f"expected {check.expected_sha256}: wrong or corrupted file"
+    )
+
+
+def require_verified(pack: ModelPack, models_dir: Path, pins: DigestPins | None = None) -> list[FileCheck]:
+    """Verify every digest; raise naming the file and the expected digest on any failure."""
+    checks = verify_pack(pack, models_dir, pins)
+    failures = [describe_failure(c) for c in checks if not c.ok]
+    if failures:
+        raise ModelPackError("; ".join(failures))
+    return checks
+
+
+def pin_new_digests(pack: ModelPack, checks: list[FileCheck], pins: DigestPins | None = None) -> None:
+    """Record digests of files that loaded and matched their declared signature."""
+    pins = pins or DigestPins()
+    for check in checks:
+        if check.status == "newly-pinned":
+            log.warning(
+                "pinning sha256 %s for %s (pack %s): the manifest has no digest, later loads must match",
+                check.actual_sha256, check.spec.file, pack.id,
+            )
+            pins.record(pack, check.spec, check.actual_sha256)
