@@ -112,7 +112,7 @@ def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
     if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
         raise ModelPackError(f"{where}: sha256 must be 64 hex digits or empty")
     spec = ModelSpec(
-        role=role,  # type: ignore[arg-type]
+        role=role,
         kind=kind,
         file=str(_require(raw, "file", where)),
         sha256=digest,

@@ -22,7 +22,8 @@ def test_reads_toml(tmp_path):
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[recognition]\nthreshold = 1.5\n", r"recognition\.threshold: Input should be less than or equal to 1"),
+        ("[recognition]\nthreshold = 1.5\n",
+         r"recognition\.threshold: Input should be less than or equal to 1"),
         ("[detection]\ninput_size = 650\n", r"detection\.input_size: Input should be a multiple of 32"),
         ("[runtime]\ndevice = 'tpu'\n", r"runtime\.device: Input should be 'cpu', 'gpu' or 'auto'"),
         ("[recognition]\nthreshhold = 0.4\n", r"recognition\.threshhold: Extra inputs are not permitted"),

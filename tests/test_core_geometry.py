@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge.config import QualityConfig
 from edge.core.align import ARCFACE_TEMPLATE, apply_transform, arcface_transform, umeyama_similarity
 from edge.core.quality import FaceQuality, estimate_pose, interocular_distance
-from edge.config import QualityConfig
 
 angles = st.floats(-math.pi, math.pi)
 scales = st.floats(0.2, 8.0)

@@ -131,9 +131,10 @@ def test_yunet_pack_detects_and_embeds(models_dir, data_dir):
 def test_gpu_requested_without_gpu_is_an_error():
     with pytest.raises(EngineError, match="no GPU provider"):
         select_providers(RuntimeConfig(device="gpu"), ["CPUExecutionProvider"])
-    assert select_providers(RuntimeConfig(device="auto"), ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert select_providers(RuntimeConfig(device="auto"), ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] \
-        == "CUDAExecutionProvider"
+    auto = RuntimeConfig(device="auto")
+    assert select_providers(auto, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with_gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(auto, with_gpu)[0] == "CUDAExecutionProvider"
 
 
 def test_gpu_config_fails_loudly_on_this_machine(models_dir):

@@ -85,7 +85,8 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     packs = [load_pack(p) for p in available_packs()]
     if args.json:
-        print(json.dumps([{"id": p.id, "name": p.name, "description": p.description} for p in packs], indent=2))
+        rows = [{"id": p.id, "name": p.name, "description": p.description} for p in packs]
+        print(json.dumps(rows, indent=2))
         return 0
     for p in packs:
         print(f"{p.id:<10} {p.name}\n{'':<10} {p.description}")

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def collect(engine: FaceEngine, folder: Path) -> tuple[dict[str, list[float]], dict[str, int], int]:
-    values: dict[str, list[float]] = {k: [] for k in ("det_score", "interocular_px", "blur", "yaw_deg", "pitch_deg")}
+    measures = ("det_score", "interocular_px", "blur", "yaw_deg", "pitch_deg")
+    values: dict[str, list[float]] = {k: [] for k in measures}
     reasons: dict[str, int] = {}
     no_face = 0
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
@@ -40,8 +41,8 @@ def collect(engine: FaceEngine, folder: Path) -> tuple[dict[str, list[float]], d
             no_face += 1
             continue
         q = obs[0].quality
-        for key in values:
-            values[key].append(float(getattr(q, key)))
+        for key, column in values.items():
+            column.append(float(getattr(q, key)))
         for reason in q.failures(engine.cfg.quality) or ["pass"]:
             reasons[reason] = reasons.get(reason, 0) + 1
     return values, reasons, no_face

@@ -60,7 +60,8 @@ class SCRFDDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         if len(self.output_names) != 9:
-            raise ValueError(f"{path.name}: SCRFD with keypoints has 9 outputs, found {len(self.output_names)}")
+            found = len(self.output_names)
+            raise ValueError(f"{path.name}: SCRFD with keypoints has 9 outputs, found {found}")
         self.input_size = 640
         self.score_threshold = 0.5
         self.nms_threshold = 0.4
@@ -76,7 +77,7 @@ class SCRFDDetector:
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         size = self.input_size
         scale = min(size / image.shape[0], size / image.shape[1])
-        new_w, new_h = int(round(image.shape[1] * scale)), int(round(image.shape[0] * scale))
+        new_w, new_h = round(image.shape[1] * scale), round(image.shape[0] * scale)
         canvas = np.zeros((size, size, 3), dtype=np.uint8)
         canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
         return canvas, scale
@@ -106,7 +107,7 @@ class SCRFDDetector:
             keep = np.where(s >= self.score_threshold)[0]
             c = centers[keep]
             boxes.append(np.hstack([c - d[keep, :2], c + d[keep, 2:]]))
-            kps.append((k[keep].reshape(-1, 5, 2) + c[:, None, :]))
+            kps.append(k[keep].reshape(-1, 5, 2) + c[:, None, :])
             scores.append(s[keep])
         return np.vstack(boxes), np.concatenate(scores), np.vstack(kps)
 

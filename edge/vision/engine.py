@@ -115,7 +115,9 @@ class FaceEngine:
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
         return align_face(image, face.landmarks)
 
-    def analyze(self, image: np.ndarray, max_faces: int | None = None, embed: bool = True) -> list[FaceObservation]:
+    def analyze(
+        self, image: np.ndarray, max_faces: int | None = None, embed: bool = True
+    ) -> list[FaceObservation]:
         faces = self.detect(image)[:max_faces]
         crops = [self.align(image, f) for f in faces]
         embeddings = self.embed(crops) if embed else [None] * len(faces)

@@ -28,7 +28,7 @@ def square_crop_box(bbox: np.ndarray, scale: float, width: int, height: int) -> 
     cx, cy = float(bbox[0]) + bw / 2, float(bbox[1]) + bh / 2
     x1 = min(max(cx - crop / 2, 0.0), width - 1 - crop)
     y1 = min(max(cy - crop / 2, 0.0), height - 1 - crop)
-    return int(round(x1)), int(round(y1)), int(round(x1 + crop)), int(round(y1 + crop))
+    return round(x1), round(y1), round(x1 + crop), round(y1 + crop)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
