@@ -1,0 +1,297 @@
+"""The messages on the branch bus, as our own frozen dataclasses.
+
+Every top-level message carries ``schema`` (``name/version`` on the wire),
+a UUID ``id``, the ``branch_id`` and ``sent_at``; arrivals, authorization
+requests and escalations also carry ``expires_at``.  Field metadata
+(``max_length``, ``pattern``, ``format``, ``max_items``) is enforced by the
+decoder and copied into the published JSON Schemas.
+
+Privacy: PADs get masked identifiers only; no message carries embeddings.
+Only ``AuthRequest`` (teller terminal -> edge, inside the branch) carries the
+full card number, because the edge must check it against the account holder.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_IMAGE_B64 = 96 * 1024  # a ~15 KB thumbnail is ~20 KB in base64; ID photos are larger
+
+
+def text(max_length: int = 200, default: Any = None, **extra: Any) -> Any:
+    meta = {"max_length": max_length, **extra}
+    if default is None:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def ident() -> Any:
+    return field(metadata={"pattern": ID_PATTERN, "max_length": 64})
+
+
+def most(max_items: int) -> dict[str, int]:
+    return {"max_items": max_items}
+
+
+def image(optional: bool = True) -> Any:
+    meta = {"max_length": MAX_IMAGE_B64, "format": "base64"}
+    return field(default=None, metadata=meta) if optional else field(metadata=meta)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """Fields shared by every top-level message."""
+
+    SCHEMA: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    id: str = field(default_factory=new_id, metadata={"format": "uuid"})
+    branch_id: str = ident()
+    sent_at: datetime = field(default_factory=utc_now)
+
+    @classmethod
+    def schema_tag(cls) -> str:
+        return f"{cls.SCHEMA}/{cls.VERSION}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expiring(Message):
+    expires_at: datetime
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or utc_now()) >= self.expires_at
+
+
+# --- arrival ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerCard:
+    customer_id: str = ident()
+    display_name: str = text(80)
+    tier: str = text(32)
+    masked_id_number: str = text(32)
+    masked_account: str = text(32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Holding:
+    category: str = text(64)
+    amount_band: str = text(32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interaction:
+    on: date
+    channel: str = text(32)
+    summary: str = text(200)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifeEvent:
+    kind: str = text(32)
+    on: date | None = None
+    note: str = text(200)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Portrait:
+    segment: str = text(64)
+    aum_band: str = text(32)
+    risk_level: str = text(32)
+    holdings: list[Holding] = field(default_factory=list, metadata=most(50))
+    preferences: list[str] = field(default_factory=list, metadata=most(50))
+    recent_interactions: list[Interaction] = field(default_factory=list, metadata=most(20))
+    life_events: list[LifeEvent] = field(default_factory=list, metadata=most(20))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recommendation:
+    product_id: str = ident()
+    name: str = text(120)
+    reason: str = text(300)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arrival(Expiring):
+    """The edge saw an enrolled customer walk in (edge -> RM PADs)."""
+
+    SCHEMA: ClassVar[str] = "arrival"
+
+    visit_id: str = field(metadata={"format": "uuid"})
+    camera_id: str = ident()
+    seen_at: datetime
+    customer: CustomerCard
+    assigned_rm: str | None = None
+    thumbnail_jpeg_b64: str | None = image()
+    portrait: Portrait
+    recommendations: list[Recommendation] = field(default_factory=list, metadata=most(20))
+    talking_points: list[str] = field(default_factory=list, metadata=most(20))
+
+
+# --- RM feedback -------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim(Message):
+    """An RM takes (or releases) a customer so two RMs do not approach the same person."""
+
+    SCHEMA: ClassVar[str] = "claim"
+
+    arrival_id: str = field(metadata={"format": "uuid"})
+    visit_id: str = field(metadata={"format": "uuid"})
+    customer_id: str = ident()
+    rm_id: str = ident()
+    device_id: str = ident()
+    action: Literal["claim", "release"] = "claim"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome(Message):
+    """What came of an approach (RM PAD -> edge, bridged to head office)."""
+
+    SCHEMA: ClassVar[str] = "outcome"
+
+    arrival_id: str = field(metadata={"format": "uuid"})
+    visit_id: str = field(metadata={"format": "uuid"})
+    customer_id: str = ident()
+    rm_id: str = ident()
+    device_id: str = ident()
+    result: Literal["contacted", "interested", "declined", "product_sold", "follow_up"]
+    product_ids: list[str] = field(default_factory=list, metadata=most(20))
+    follow_up_on: date | None = None
+    note: str = text(500, default="")
+
+
+# --- counter authorization ---------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardFields:
+    card_type: str = text(32)
+    id_number: str = text(32)
+    name: str = text(80)
+    birth_date: date | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Score:
+    name: str = text(32)
+    value: float
+    threshold: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthRequest(Expiring):
+    """Teller terminal asks the edge to verify the customer (reply on auth/responses/{device})."""
+
+    SCHEMA: ClassVar[str] = "auth_request"
+
+    device_id: str = ident()
+    teller_id: str = ident()
+    transaction_id: str = ident()
+    scenario: str = text(64)
+    account_holder_id: str = text(64)
+    card: CardFields
+    card_photo_jpeg_b64: str | None = image()
+    live_jpeg_b64: list[str] = field(
+        default_factory=list, metadata={"max_items": 3, "max_length": MAX_IMAGE_B64}
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthResponse(Message):
+    SCHEMA: ClassVar[str] = "auth_response"
+
+    request_id: str = field(metadata={"format": "uuid"})
+    device_id: str = ident()
+    verdict: Literal["approve", "escalate", "reject"]
+    reasons: list[str] = field(default_factory=list, metadata=most(20))
+    scores: list[Score] = field(default_factory=list, metadata=most(20))
+    decided_by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthEscalation(Expiring):
+    """The edge could not approve alone; a supervisor must decide."""
+
+    SCHEMA: ClassVar[str] = "auth_escalation"
+
+    request_id: str = field(metadata={"format": "uuid"})
+    teller_device_id: str = ident()
+    scenario: str = text(64)
+    masked_card_number: str = text(32)
+    reasons: list[str] = field(default_factory=list, metadata=most(20))
+    scores: list[Score] = field(default_factory=list, metadata=most(20))
+    card_photo_jpeg_b64: str | None = image()
+    live_jpeg_b64: str | None = image()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthDecision(Message):
+    SCHEMA: ClassVar[str] = "auth_decision"
+
+    request_id: str = field(metadata={"format": "uuid"})
+    supervisor_id: str = ident()
+    device_id: str = ident()
+    decision: Literal["approve", "reject"]
+    reason: str = text(300)
+
+
+# --- presence and head-office notices ----------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceStatus(Message):
+    """Retained on status/{device_id}; the Last Will sets ``state`` to offline."""
+
+    SCHEMA: ClassVar[str] = "device_status"
+
+    device_id: str = ident()
+    role: Literal["edge", "rm", "teller", "supervisor", "central"]
+    state: Literal["online", "offline", "stopped"]
+    version: str = text(32, default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Message):
+    """Head office announces a new signed gallery or product catalogue package."""
+
+    SCHEMA: ClassVar[str] = "notice"
+
+    kind: Literal["gallery", "catalogue"]
+    package_version: str = text(64)
+    url: str = text(500)
+    sha256: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
+
+
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Arrival,
+    Claim,
+    Outcome,
+    AuthRequest,
+    AuthResponse,
+    AuthEscalation,
+    AuthDecision,
+    DeviceStatus,
+    Notice,
+)
+BY_SCHEMA: dict[str, type[Message]] = {cls.SCHEMA: cls for cls in MESSAGE_TYPES}
+
+
+def arrival_expiry(seen_at: datetime, ttl_s: float) -> datetime:
+    return seen_at + timedelta(seconds=ttl_s)

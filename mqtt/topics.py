@@ -1,0 +1,120 @@
+"""The topic scheme: the one place that knows how topics are spelled.
+
+Every topic lives under ``bank/v1/branch/{branch_id}/``.  Which message
+schema travels on which leaf is fixed here too, so a receiver can reject a
+message that arrives on the wrong topic (a claim posted to ``arrivals``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "bank/v1/branch"
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# leaf (with ``+`` where a device id goes) -> schema name carried there
+LEAF_SCHEMAS: dict[str, str] = {
+    "arrivals": "arrival",
+    "claims": "claim",
+    "outcomes": "outcome",
+    "auth/requests": "auth_request",
+    "auth/responses/+": "auth_response",
+    "auth/escalations": "auth_escalation",
+    "auth/decisions": "auth_decision",
+    "status/+": "device_status",
+    "notices": "notice",
+}
+
+
+class TopicError(ValueError):
+    """A branch or device id that cannot be part of a topic, or an unknown topic."""
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Ids become topic levels and ACL entries: keep them to ``[A-Za-z0-9_-]{1,64}``."""
+    if not _ID_PATTERN.fullmatch(value):
+        raise TopicError(f"{what} {value!r} must match [A-Za-z0-9_-]{{1,64}}")
+    return value
+
+
+@dataclass(frozen=True)
+class BranchTopics:
+    """Topic names of one branch."""
+
+    branch_id: str
+
+    def __post_init__(self) -> None:
+        check_id(self.branch_id, "branch id")
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}/{self.branch_id}/"
+
+    def leaf(self, name: str) -> str:
+        return self.prefix + name
+
+    @property
+    def arrivals(self) -> str:
+        return self.leaf("arrivals")
+
+    @property
+    def claims(self) -> str:
+        return self.leaf("claims")
+
+    @property
+    def outcomes(self) -> str:
+        return self.leaf("outcomes")
+
+    @property
+    def auth_requests(self) -> str:
+        return self.leaf("auth/requests")
+
+    def auth_response(self, device_id: str) -> str:
+        return self.leaf(f"auth/responses/{check_id(device_id, 'device id')}")
+
+    @property
+    def auth_escalations(self) -> str:
+        return self.leaf("auth/escalations")
+
+    @property
+    def auth_decisions(self) -> str:
+        return self.leaf("auth/decisions")
+
+    def status(self, device_id: str) -> str:
+        return self.leaf(f"status/{check_id(device_id, 'device id')}")
+
+    @property
+    def notices(self) -> str:
+        return self.leaf("notices")
+
+    @property
+    def everything(self) -> str:
+        return self.leaf("#")
+
+
+def split_topic(topic: str) -> tuple[str, str]:
+    """``bank/v1/branch/B/auth/responses/pad-1`` -> ``("B", "auth/responses/+")``.
+
+    Raises:
+        TopicError: the topic is not one of ours.
+    """
+    if not topic.startswith(ROOT + "/"):
+        raise TopicError(f"topic outside {ROOT}/: {topic!r}")
+    parts = topic[len(ROOT) + 1 :].split("/")
+    branch, leaf = parts[0], parts[1:]
+    if not _ID_PATTERN.fullmatch(branch) or not leaf:
+        raise TopicError(f"malformed topic {topic!r}")
+    name = "/".join(leaf)
+    if name in LEAF_SCHEMAS:
+        return branch, name
+    wildcard = "/".join([*leaf[:-1], "+"])
+    if wildcard in LEAF_SCHEMAS and _ID_PATTERN.fullmatch(leaf[-1]):
+        return branch, wildcard
+    raise TopicError(f"unknown topic {topic!r}")
+
+
+def schema_for_topic(topic: str) -> tuple[str, str]:
+    """Return ``(branch_id, schema name)`` expected on ``topic``."""
+    branch, leaf = split_topic(topic)
+    return branch, LEAF_SCHEMAS[leaf]
