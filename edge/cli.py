@@ -21,6 +21,7 @@ COMMANDS = (
     "quality",
     "enrol",
     "erase",
+    "keys",
     "evaluate",
     "calibrate",
     "bench",

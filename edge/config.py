@@ -82,6 +82,9 @@ class EnrolConfig(Section):
     review: Literal["off", "standard", "strict"] = "standard"
     require_liveness: bool = False
     max_templates_per_customer: int = Field(10, ge=1, le=100)
+    # A second face this large (area relative to the largest) that the detector is sure
+    # of (score >= quality.min_det_score) makes a photo ambiguous: "several_faces".
+    several_faces_area_ratio: float = Field(0.25, ge=0.0, le=1.0)
 
 
 class EdgeConfig(Section):
