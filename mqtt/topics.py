@@ -118,3 +118,20 @@ def schema_for_topic(topic: str) -> tuple[str, str]:
     """Return ``(branch_id, schema name)`` expected on ``topic``."""
     branch, leaf = split_topic(topic)
     return branch, LEAF_SCHEMAS[leaf]
+
+
+def topic_for(schema: str, branch_id: str, device_id: str | None = None) -> str:
+    """The topic a message of ``schema`` is published on.
+
+    ``device_id`` is the device named in the topic: the recipient of an
+    ``auth_response``, the subject of a ``device_status``.
+    """
+    for leaf, name in LEAF_SCHEMAS.items():
+        if name != schema:
+            continue
+        if leaf.endswith("/+"):
+            if device_id is None:
+                raise TopicError(f"{schema} needs a device id for its topic")
+            return BranchTopics(branch_id).leaf(leaf[:-1] + check_id(device_id, "device id"))
+        return BranchTopics(branch_id).leaf(leaf)
+    raise TopicError(f"no topic for schema {schema!r}")

@@ -12,6 +12,9 @@ from edge.config import EdgeConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Real-Mosquitto fixtures (mosquitto_broker, provisioned_branch) for every test module.
+pytest_plugins = ("tests.mqtt_fixtures",)
+
 
 def _shared(env: str, default: str) -> Path:
     path = Path(os.environ.get(env) or REPO.parent / "shared" / default)

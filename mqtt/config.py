@@ -1,0 +1,63 @@
+"""``[mqtt]`` configuration section (also embedded in ``EdgeConfig.mqtt``).
+
+``branch-edge provision`` writes a ready ``mqtt.toml`` with this section for
+every device it provisions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mqtt.codec import DEFAULT_MAX_PAYLOAD
+
+
+class MqttConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str | None = Field(
+        None, description="broker host; empty: the demo starts the embedded loopback broker"
+    )
+    port: int = Field(8883, ge=1, le=65535)
+    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
+    device_id: str = Field("edge", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="this device")
+    client_id: str | None = Field(None, max_length=64, description="default: device_id")
+    username: str | None = Field(None, max_length=64, description="default: device_id when TLS")
+    password_file: Path | None = Field(None, description="file holding the password (mode 0600)")
+    ca_file: Path | None = Field(None, description="CA certificate; set it to turn TLS on")
+    cert_file: Path | None = Field(None, description="this device's client certificate")
+    key_file: Path | None = Field(None, description="this device's private key (mode 0600)")
+    keepalive_s: int = Field(30, ge=5, le=600)
+    reconnect_min_s: float = Field(0.5, ge=0.05, le=60)
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=600)
+    outbox_path: Path = Field(Path("mqtt-outbox.db"), description="SQLite outbox (':memory:' ok)")
+    seen_ids_path: Path = Field(Path("mqtt-seen.db"), description="SQLite de-duplication store")
+    seen_ids_ttl_s: float = Field(7 * 86400, ge=60, le=90 * 86400)
+    seen_ids_max: int = Field(200_000, ge=1000, le=10_000_000)
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024, le=16 * 1024 * 1024)
+    max_inflight: int = Field(50, ge=1, le=1000, description="unacknowledged QoS 1 publishes")
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("a client certificate needs ca_file (TLS)")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None
+
+    @property
+    def effective_client_id(self) -> str:
+        return self.client_id or self.device_id
+
+    def read_password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").strip()
