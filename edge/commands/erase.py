@@ -1,0 +1,40 @@
+"""``branch-edge erase``: remove a customer's templates and photos, and record it."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from pathlib import Path
+
+from edge.config import load_config
+from edge.store import open_configured
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("erase", help="erase a customer's face data (consent withdrawn)")
+    parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")
+    parser.add_argument("--customer", required=True, help="customer id")
+    parser.add_argument("--reason", default="customer request", help="recorded with the erasure")
+    parser.add_argument("--actor", help="who asks (default: cli:<login name>)")
+    parser.add_argument("--key-file", type=Path, help="key file (default: from config/env)")
+    parser.add_argument("--config", type=Path, help="edge TOML config")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    actor = args.actor or f"cli:{getpass.getuser()}"
+    with open_configured(cfg.store, args.db, args.key_file, create=False) as store:
+        erasure = store.erase_customer(args.customer, actor, args.reason)
+    if args.json:
+        print(json.dumps(erasure.to_dict(), indent=2))
+    else:
+        print(f"erased customer {erasure.customer_id}: {erasure.templates_removed} templates, "
+              f"{erasure.photos_removed} photos removed; consent withdrawn "
+              f"({erasure.consents_withdrawn}); recorded at {erasure.erased_at} by {actor}")
+        if not erasure.scrubbed:
+            print("warning: another process holds the database open; deleted pages leave "
+                  "the WAL file at its next checkpoint")
+    return 0
