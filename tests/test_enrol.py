@@ -348,3 +348,19 @@ def test_missing_photos_folder_is_a_clear_error(tmp_path: Path, key_file: Path, 
     code, _, err = enrol(capsys, tmp_path / "b.db", key_file, tmp_path / "nope")
     assert code == 2
     assert "does not exist or is not a folder" in err
+
+
+def test_template_limit_keeps_the_best_photos(tmp_path: Path, data_dir: Path, engine,
+                                              edge_config: EdgeConfig) -> None:
+    photos = photos_of(data_dir, CLEAN[2])  # 4 photos
+    customer_folder(tmp_path / "photos", "C001", photos)
+    cfg = edge_config.model_copy(update={"enrol": edge_config.enrol.model_copy(
+        update={"max_templates_per_customer": 2})})
+    with Store.open(tmp_path / "b.db", KeyRing(os.urandom(KEY_BYTES))) as store:
+        report = enrol_folder(store, engine, cfg, tmp_path / "photos", consent_channel="kiosk")
+        assert store.count_templates("C001", engine.pack_id) == 2
+    scores = {p.name: engine.analyze(cv2.imread(str(p)))[0].quality.score() for p in photos}
+    best_two = sorted(scores, key=scores.__getitem__, reverse=True)[:2]
+    got = reasons_by_photo(report.to_dict())
+    assert sorted(n for n, r in got.items() if r == "accepted") == sorted(best_two)
+    assert sorted(r for r in got.values() if r != "accepted") == ["template_limit"] * 2
