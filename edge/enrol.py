@@ -52,6 +52,7 @@ REASONS = {
     "unreadable": "the file cannot be read",
     "not_an_image": "the file is not an image",
     "corrupt": "the image data is corrupt or truncated",
+    "too_large": "the image is larger than the size limit",
     "no_face": "no face found",
     "several_faces": "more than one face of comparable size",
     "low_det_score": "the detector is not sure it is a face",
@@ -224,7 +225,8 @@ class Enroller:
         try:
             image = decode_image(data, item.name)
         except ImageError as err:
-            return _reject(item, _image_error_code(data), str(err))
+            code = "not_an_image" if err.code == "empty" else err.code
+            return _reject(item, code if code in REASONS else "corrupt", str(err))
         observations = self.engine.analyze(image)
         if not observations:
             return _reject(item, "no_face", f"{item.name}: no face found")
@@ -400,12 +402,6 @@ def _describe_quality(failures: list[str], quality: dict[str, float]) -> str:
                 "blurry": f"sharpness {quality['blur']:.0f}",
                 "extreme_pose": f"yaw {quality['yaw_deg']:.0f}°, pitch {quality['pitch_deg']:.0f}°"}
     return "; ".join(f"{REASONS[f]} ({measured[f]})" for f in failures)
-
-
-def _image_error_code(data: bytes) -> str:
-    """``corrupt`` when the bytes claim an image format, else ``not_an_image``."""
-    signatures = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"RIFF", b"II*\x00", b"MM\x00*", b"GIF8")
-    return "corrupt" if data.startswith(signatures) else "not_an_image"
 
 
 def _reject(item: PhotoItem, reason: str, message: str) -> PhotoResult:

@@ -11,7 +11,15 @@ class BranchEdgeError(Exception):
 
 
 class ImageError(BranchEdgeError):
-    """A file is not a readable image (missing, empty, corrupt, not an image, too large)."""
+    """A file is not a readable image.
+
+    ``code`` is one of ``missing``, ``unreadable``, ``empty``, ``not_an_image``,
+    ``corrupt`` and ``too_large``, for reports that count reasons.
+    """
+
+    def __init__(self, message: str, code: str = "corrupt") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class EngineError(BranchEdgeError):

@@ -19,17 +19,18 @@ _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"RIFF", b"II*\x00", b"MM\x00
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes to an HxWx3 uint8 BGR array."""
     if not data:
-        raise ImageError(f"{name}: empty file")
+        raise ImageError(f"{name}: empty file", "empty")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(f"{name}: {len(data)} bytes is larger than the {MAX_IMAGE_BYTES} byte limit")
+        limit = f"the {MAX_IMAGE_BYTES} byte limit"
+        raise ImageError(f"{name}: {len(data)} bytes is larger than {limit}", "too_large")
     if not data.startswith(_SIGNATURES):
-        raise ImageError(f"{name}: not an image (JPEG, PNG, BMP, WebP or TIFF expected)")
+        raise ImageError(f"{name}: not an image (JPEG, PNG, BMP, WebP or TIFF expected)", "not_an_image")
     buf = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ImageError(f"{name}: corrupt or truncated image data")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise ImageError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is too large")
+        raise ImageError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is too large", "too_large")
     if _looks_truncated(data):
         raise ImageError(f"{name}: corrupt or truncated image data (JPEG end marker missing)")
     return image
@@ -46,11 +47,11 @@ def load_image(path: Path | str) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError as err:
-        raise ImageError(f"{path}: no such file") from err
+        raise ImageError(f"{path}: no such file", "missing") from err
     except IsADirectoryError as err:
-        raise ImageError(f"{path}: is a folder, not an image") from err
+        raise ImageError(f"{path}: is a folder, not an image", "not_an_image") from err
     except OSError as err:
-        raise ImageError(f"{path}: cannot read: {err.strerror}") from err
+        raise ImageError(f"{path}: cannot read: {err.strerror}", "unreadable") from err
     return decode_image(data, str(path))
 
 
