@@ -26,6 +26,8 @@ COMMANDS = (
     "calibrate",
     "bench",
     "demo",
+    "provision",
+    "mqtt",
 )
 
 

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mqtt.config import MqttConfig
+
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
@@ -98,6 +100,7 @@ class EdgeConfig(Section):
     gallery: GalleryConfig = GalleryConfig()
     store: StoreConfig = StoreConfig()
     enrol: EnrolConfig = EnrolConfig()
+    mqtt: MqttConfig = MqttConfig()
 
 
 def format_validation_error(err: ValidationError) -> str:

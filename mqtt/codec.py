@@ -118,7 +118,7 @@ def _dataclass(cls: type, data: Any, path: str) -> Any:
     extra = set(data) - set(known)
     if extra:
         raise DecodeError("unknown_field", f"{path}: {sorted(extra)[0][:40]!r}")
-    values = {}
+    values: dict[str, Any] = {}
     for name, f in known.items():
         if name not in data:
             if not is_optional(hints(cls)[name]):
@@ -147,7 +147,7 @@ def _value(tp: Any, value: Any, path: str, meta: Any) -> Any:
         if value not in typing.get_args(tp) or not isinstance(value, str):
             raise DecodeError("bad_value", f"{path}: not one of the allowed values")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _dataclass(tp, value, path)
     return _scalar(tp, value, path, meta)
 

@@ -55,6 +55,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def mosquitto_binary() -> str:
+    # Debian installs it in /usr/sbin, which is not on every user's PATH.
+    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        pytest.fail("mosquitto is not installed (`make test` installs it: SYSTEM_DEPS in the Makefile)")
+    return found
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,7 +82,7 @@ class MosquittoBroker:
     def start(self, timeout: float = 10) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+                [mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
             )
         if not wait_until(self._listening, timeout):
             self.stop()
@@ -187,8 +195,7 @@ def arrival(branch: str, seq: int | None = None, thumbnail: str | None = None) -
 @pytest.fixture
 def mosquitto_broker(tmp_path: Path) -> Iterator[Callable[[ProvisionResult], MosquittoBroker]]:
     """Factory: start Mosquitto with a provisioned branch's config; stopped at teardown."""
-    if shutil.which("mosquitto") is None:
-        pytest.fail("mosquitto is not installed (make test installs it: SYSTEM_DEPS)")
+    mosquitto_binary()
     started: list[MosquittoBroker] = []
 
     def start(prov: ProvisionResult) -> MosquittoBroker:
