@@ -1,4 +1,4 @@
-"""``branch-edge``: the edge daemon's command line.
+"""branch-edge: the edge daemon's command line.
 
 Each sub-command lives in ``edge/commands/<name>.py`` with a ``register``
 function; this module only assembles them and turns our own errors into one

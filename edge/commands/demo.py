@@ -1,0 +1,27 @@
+"""``branch-edge demo``: the demo branch end to end (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("demo", help="enrol a fictional demo branch and identify probe photos")
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder")
+    parser.add_argument("--faces", type=Path, help="labelled photos (default: $BRANCH_EDGE_DATA/faces)")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--models", type=Path)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.demo import default_faces_dir, run_demo
+    from edge.errors import BranchEdgeError
+
+    faces = args.faces or default_faces_dir()
+    if not faces.is_dir():
+        raise BranchEdgeError(f"no photo folder at {faces}: set BRANCH_EDGE_DATA or pass --faces")
+    run_demo(args.out, faces, load_config(args.config), args.models)
+    return 0
