@@ -14,15 +14,21 @@ import os
 import random
 import unicodedata
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
+from edge.arrivals import Sighting, build_arrival
 from edge.config import EdgeConfig
 from edge.core.gallery import Decision, Gallery
 from edge.crypto import generate_key_file, load_key_ring
+from edge.demo_bus import deliver_arrivals
 from edge.enrol import EnrolReport, enrol_folder
 from edge.store import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import IMAGE_SUFFIXES, load_image
+from mqtt.messages import Arrival
 
 SURNAMES = [
     "王",
@@ -172,14 +178,16 @@ def classify(truth: str | None, decision: Decision) -> str:
 
 def identify_probes(
     engine: FaceEngine, gallery: Gallery, cfg: EdgeConfig, probes: list[Probe]
-) -> list[ProbeResult]:
-    results = []
+) -> tuple[list[ProbeResult], dict[int, np.ndarray]]:
+    """Decisions per probe, and the aligned face crop of each probe with a face."""
+    results, crops = [], {}
     for probe in probes:
         observations = engine.analyze(load_image(probe.photo), max_faces=1)
         if not observations or observations[0].embedding is None:
             outcome = "no face (missed)" if probe.truth else "no face"
             results.append(ProbeResult(probe.number, probe.truth, None, 0.0, 0.0, "no_face", outcome))
             continue
+        crops[probe.number] = observations[0].aligned
         decision = gallery.identify(
             observations[0].embedding, cfg.recognition.threshold, cfg.recognition.margin
         )
@@ -194,7 +202,31 @@ def identify_probes(
                 classify(probe.truth, decision),
             )
         )
-    return results
+    return results, crops
+
+
+def arrivals_for(results: list[ProbeResult], crops: dict[int, np.ndarray], store: Store,
+                 branch_id: str) -> list[Arrival]:
+    """One arrival per recognised customer (the demo treats the probes as one visit)."""
+    arrivals: dict[str, Arrival] = {}
+    for r in results:
+        if r.decision is None or r.decision in arrivals:
+            continue
+        customer = store.get_customer(r.decision)
+        if customer is not None:
+            sighting = Sighting("demo-photos", datetime.now(UTC), crops.get(r.number))
+            arrivals[r.decision] = build_arrival(branch_id, customer, sighting)
+    return list(arrivals.values())
+
+
+def print_pad_feed(received: list[Arrival], seconds: float, expected: int) -> None:
+    print(f"\nRM PAD (console) received {len(received)}/{expected} arrivals over MQTT in {seconds:.2f} s:")
+    for a in received:
+        b64 = a.thumbnail_jpeg_b64
+        thumb = f"{len(b64) * 3 // 4} B thumbnail" if b64 else "no thumbnail"
+        name = _pad(a.customer.display_name, 8)
+        print(f"  {a.seen_at:%H:%M:%S}  {a.customer.customer_id}  {name}  {_pad(a.customer.tier, 10)}"
+              f"  RM {a.assigned_rm or '-'}  {thumb}")
 
 
 def _width(text: str) -> int:
@@ -268,10 +300,14 @@ def run_demo(
     with open_demo_store(out, cfg) as store:
         report = enrol_folder(store, engine, cfg, faces_dir, customers_csv=csv_path, actor="demo")
         ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
-    gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
-    gallery.add(ids, embeddings)
-    results = identify_probes(engine, gallery, cfg, probes)
+        gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
+        gallery.add(ids, embeddings)
+        results, crops = identify_probes(engine, gallery, cfg, probes)
+        arrivals = arrivals_for(results, crops, store, cfg.branch_id)
+    received, seconds = deliver_arrivals(cfg.mqtt, cfg.branch_id, arrivals, out / "mqtt")
     summary = summarise(results, report, cfg.recognition.threshold, cfg.recognition.margin)
+    summary["arrivals_published"] = len(arrivals)
+    summary["arrivals_received"] = len(received)
     (out / "demo-summary.json").write_text(
         json.dumps(
             {"summary": summary, "results": [asdict(r) for r in results]}, indent=2, ensure_ascii=False
@@ -286,6 +322,7 @@ def run_demo(
         f"strangers falsely recognised "
         f"(threshold {cfg.recognition.threshold}, margin {cfg.recognition.margin})"
     )
+    print_pad_feed(received, seconds, len(arrivals))
     print(f"output: {out}/")
     return summary
 

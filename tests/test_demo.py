@@ -29,6 +29,9 @@ def test_demo_recognises_customers_and_ignores_strangers(data_dir, tmp_path, cap
     assert summary["customers_recognised"] >= 0.85 * summary["customer_probes"]
     assert summary["wrong_customer"] == 0
     assert summary["false_alarms"] == 0
+    # Each recognised customer's arrival went through the embedded broker to the PAD.
+    assert summary["arrivals_received"] == summary["arrivals_published"] > 0
+    assert f"received {summary['arrivals_published']}/{summary['arrivals_published']} arrivals" in printed
     assert "recognised" in printed and "stranger: not recognised" in printed
     # Fictional names must never be printed beside a real person's name.
     real_names = {d.name for d in (data_dir / "faces").iterdir()}

@@ -96,3 +96,17 @@ def test_schemas_command_writes_the_shipped_schemas(tmp_path: Path):
     assert run("mqtt", "schemas", "--out", str(tmp_path)) == 0
     for shipped in jsonschema.SCHEMA_DIR.glob("*.json"):
         assert (tmp_path / shipped.name).read_text() == shipped.read_text()
+
+
+def test_bench_mqtt_reports_latency_and_no_loss(capsys):
+    import json
+
+    from edge.cli import main
+
+    assert main(["bench", "mqtt", "--pads", "3", "--rate", "20", "--seconds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lost"] == 0
+    assert result["deliveries_received"] == result["deliveries_expected"] == 3 * result["arrivals_published"]
+    assert result["arrival_payload_bytes"] > 15_000, "arrivals carry a realistic thumbnail"
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]

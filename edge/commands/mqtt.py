@@ -32,7 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     broker = verbs.add_parser("broker", help="embedded MQTT 3.1.1 broker on loopback (demo only)")
     broker.add_argument("--port", type=int, default=1883, help="loopback port (default 1883; 0 = any)")
     broker.set_defaults(func=_broker)
-    bench = verbs.add_parser("bench", help="publish-to-receive latency over TLS with real Mosquitto")
+    add_bench_parser(verbs, "bench")
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    """The MQTT benchmark, shared by `branch-edge bench mqtt` and `branch-edge mqtt bench`."""
+    bench = subparsers.add_parser(name, help="publish-to-receive latency over TLS with real Mosquitto")
     bench.add_argument("--pads", type=int, default=20, help="subscribing RM PADs (default 20)")
     bench.add_argument("--rate", type=float, default=50.0, help="arrivals per second (default 50)")
     bench.add_argument("--seconds", type=float, default=10.0, help="how long to publish (default 10)")
