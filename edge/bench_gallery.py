@@ -283,9 +283,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--margin", type=float, default=0.05, help="open-set margin (default 0.05)")
     parser.add_argument("--k", type=bounded_int(2, 100), default=10, help="templates fetched per query")
     parser.add_argument("--nlist", type=bounded_int(0, 1 << 20), default=0,
-                        help="ivf lists (0 = about sqrt(size))")
+                        help="ivf lists (0 = about 2 sqrt(size))")
     parser.add_argument("--nprobe", type=bounded_int(0, 1 << 20), default=0,
-                        help="ivf lists probed (0 = nlist / 8)")
+                        help="ivf lists probed (0 = nlist / 6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run_command)

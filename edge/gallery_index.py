@@ -9,8 +9,8 @@ Both implement ``edge.core.gallery.TemplateIndex``.  faiss only does the scannin
   code, so scores equal ``q . quantiser.decode(quantiser.encode(x))``.
   (faiss 1.15.1's "direct" 8-bit codecs return zero inner products, so they are not used.)
 * ``IvfIndex`` is ``IndexIVFScalarQuantizer`` (8-bit residual codes, inner product),
-  trained on its first batch: ``nlist`` ~ sqrt(n) lists, ``nprobe`` = nlist / 8 by
-  default (measured in ``docs/readme/gallery.md``).
+  trained on its first batch: ``nlist`` ~ 2 sqrt(n) lists, ``nprobe`` = nlist / 6 by
+  default (tuned at one million templates, see ``docs/readme/gallery.md``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from edge.core.gallery import F32, I64, GalleryError, Int8Quantiser
 
 # faiss k-means wants at least this many training points per list.
 MIN_POINTS_PER_LIST = 39
-TRAIN_POINTS_PER_LIST = 256
-DEFAULT_PROBE_FRACTION = 1 / 8
+TRAIN_POINTS_PER_LIST = 100  # k-means sample; faiss advises 39 to 256 per list
+DEFAULT_PROBE_FRACTION = 1 / 6
 
 
 @contextmanager
@@ -102,8 +102,8 @@ class Int8Index:
 
 
 def auto_nlist(n: int) -> int:
-    """About sqrt(n) lists, but never fewer than 39 training points per list."""
-    return max(1, min(round(math.sqrt(n)), n // MIN_POINTS_PER_LIST))
+    """About 2 * sqrt(n) lists, but never fewer than 39 training points per list."""
+    return max(1, min(round(2 * math.sqrt(n)), n // MIN_POINTS_PER_LIST))
 
 
 class IvfIndex:

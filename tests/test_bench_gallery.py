@@ -93,7 +93,7 @@ def test_report_has_sane_numbers_per_backend(report: dict[str, Any]) -> None:
     assert int8["vs_exact"]["memory_fraction"] < 0.35 and ivf["vs_exact"]["memory_fraction"] < 0.35
     assert int8["top1_agreement"]["mated"] == 1.0 and int8["decision_agreement"]["mated"] == 1.0
     assert ivf["top1_agreement"]["mated"] >= 0.98 and ivf["decision_agreement"]["non_mated"] >= 0.99
-    assert ivf["params"]["nlist"] == 141 and ivf["params"]["nprobe"] == 18
+    assert ivf["params"]["nlist"] == 283 and ivf["params"]["nprobe"] == 48
     # Exact search on the synthetic data: mated people found, strangers rejected.
     assert exact["open_set"]["mated_accepted_correct"] >= 0.99
     assert exact["open_set"]["non_mated_accepted"] <= 0.01
