@@ -88,6 +88,7 @@ def test_small_subset_accuracy_is_within_bounds(faces_run):
     report, _ = faces_run
     ver, ide = report["verification"], report["identification"]
     assert ide["rank1"] >= 0.9
+    assert ide["closed_set_rank1"] >= 0.9
     # The two failed images make their genuine pairs sure rejects, which the EER includes.
     forced_rejects = ver["genuine_pairs_with_failure"] / ver["genuine_pairs"]
     assert forced_rejects - 1e-6 <= ver["eer"] <= forced_rejects + 0.05
@@ -115,7 +116,7 @@ def test_counts_are_exact_and_failures_are_counted_not_dropped(faces_run, small_
     first, second = sorted(small_faces.iterdir())[:2]
     assert ver["genuine_pairs_with_failure"] == sum(n - 1 for n in group_sizes_of(first, second))
     n = sum(sizes)
-    assert ver["impostor_pairs"] == n * (n - 1) // 2 - ver["genuine_pairs"]  # all: fewer than 20000
+    assert ver["impostor_pairs"] == n * (n - 1) // 2 - ver["genuine_pairs"]  # all of them
     # Every image is either the gallery template or a probe: nothing is dropped.
     assert ide["gallery_size"] + ide["mated_probes"] + ide["nonmated_probes"] == n
     assert ide["gallery_size"] == IDENTITIES // 2
