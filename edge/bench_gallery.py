@@ -259,6 +259,18 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def bounded_float(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
 def backend_list(text: str) -> tuple[Backend, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in BACKENDS]
@@ -279,8 +291,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="single queries timed per backend, half mated (default 300)")
     parser.add_argument("--accuracy-queries", type=bounded_int(10, 100_000), default=2000,
                         help="mated and as many non-mated queries for agreement (default 2000)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="open-set threshold (default 0.5)")
-    parser.add_argument("--margin", type=float, default=0.05, help="open-set margin (default 0.05)")
+    parser.add_argument("--threshold", type=bounded_float(-1.0, 1.0), default=0.5,
+                        help="open-set threshold (default 0.5)")
+    parser.add_argument("--margin", type=bounded_float(0.0, 2.0), default=0.05,
+                        help="open-set margin (default 0.05)")
     parser.add_argument("--k", type=bounded_int(2, 100), default=10, help="templates fetched per query")
     parser.add_argument("--nlist", type=bounded_int(0, 1 << 20), default=0,
                         help="ivf lists (0 = about 2 sqrt(size))")

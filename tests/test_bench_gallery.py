@@ -55,7 +55,9 @@ def test_cli_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> 
     assert rows == {"exact", "int8", "ivf"}
 
 
-@pytest.mark.parametrize("bad", [["--size", "5"], ["--backends", "hnsw"], ["--dim", "x"], ["--k", "1"]])
+@pytest.mark.parametrize("bad", [
+    ["--size", "5"], ["--backends", "hnsw"], ["--dim", "x"], ["--k", "1"], ["--threshold", "1.5"],
+    ["--margin", "-0.1"]])
 def test_cli_rejects_bad_options(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["bench", "gallery", *bad], capsys)
