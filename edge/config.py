@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.pack import ModelPackError, load_pack
 from mqtt.config import MqttConfig
 
 
@@ -60,7 +61,10 @@ class QualityConfig(Section):
 
 
 class RecognitionConfig(Section):
-    threshold: float = Field(0.43, ge=-1.0, le=1.0, description="cosine; calibrated on faces_asia")
+    threshold: float = Field(
+        0.442, ge=-1.0, le=1.0,
+        description="cosine; default: the model pack's threshold calibrated on faces_asia",
+    )
     margin: float = Field(0.05, ge=0.0, le=1.0, description="best minus runner-up customer")
     batch_size: int = Field(16, ge=1, le=256)
 
@@ -101,6 +105,27 @@ class EdgeConfig(Section):
     store: StoreConfig = StoreConfig()
     enrol: EnrolConfig = EnrolConfig()
     mqtt: MqttConfig = MqttConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pack_threshold(cls, data: Any) -> Any:
+        """Without an explicit ``[recognition] threshold``, use the one calibrated
+        for the configured pack: thresholds belong to the model and population."""
+        if not isinstance(data, dict):
+            return data
+        recognition = data.get("recognition") or {}
+        if not isinstance(recognition, dict) or "threshold" in recognition:
+            return data
+        models = data.get("models") or {}
+        pack_name = str(models.get("pack", "default")) if isinstance(models, dict) else "default"
+        try:
+            pack = load_pack(pack_name)
+        except ModelPackError as err:
+            raise ValueError(f"models.pack: {err}") from err
+        if pack.threshold is None:
+            raise ValueError(f"recognition.threshold: pack {pack.id!r} has no calibrated threshold; "
+                             "set one (see `branch-edge calibrate`)")
+        return {**data, "recognition": {**recognition, "threshold": pack.threshold}}
 
 
 def format_validation_error(err: ValidationError) -> str:

@@ -56,6 +56,9 @@ class ModelPack:
     models: tuple[ModelSpec, ...]
     subdir: str = ""
     default_root: str = ""
+    # Calibrated cosine threshold for this pack's recognizer, or None when the
+    # pack has not been calibrated (the config must then set one).
+    threshold: float | None = None
     manifest: Path = field(default=Path(), compare=False)
 
     def by_role(self, role: Role) -> list[ModelSpec]:
@@ -141,7 +144,11 @@ def parse_pack(data: dict[str, object], manifest: Path) -> ModelPack:
     if not isinstance(raw_models, list) or not raw_models:
         raise ModelPackError(f"{manifest}: no [[model]] entries")
     models = tuple(_parse_model(m, f"{manifest} model #{i + 1}") for i, m in enumerate(raw_models))
+    threshold = head.get("threshold")
+    if threshold is not None and not (isinstance(threshold, float) and -1.0 <= threshold <= 1.0):
+        raise ModelPackError(f"{manifest}: [pack] threshold must be a cosine between -1.0 and 1.0")
     pack = ModelPack(
+        threshold=threshold,
         id=str(_require(head, "id", str(manifest))),
         name=str(head.get("name", "")),
         description=str(head.get("description", "")),

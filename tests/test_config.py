@@ -44,3 +44,24 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("[recognition\nthreshold=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_threshold_defaults_to_the_packs_calibrated_one(tmp_path):
+    assert EdgeConfig().recognition.threshold == 0.442
+    fast = tmp_path / "fast.toml"
+    fast.write_text('[models]\npack = "fast"\n')
+    assert load_config(fast).recognition.threshold == 0.4769
+    fast.write_text('[models]\npack = "fast"\n[recognition]\nthreshold = 0.5\n')
+    assert load_config(fast).recognition.threshold == 0.5
+
+
+def test_uncalibrated_pack_needs_an_explicit_threshold(tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text('[models]\npack = "buffalo_l"\n')
+    with pytest.raises(ConfigError, match="pack 'buffalo_l' has no calibrated threshold"):
+        load_config(path)
+    path.write_text('[models]\npack = "buffalo_l"\n[recognition]\nthreshold = 0.3\n')
+    assert load_config(path).recognition.threshold == 0.3
+    path.write_text('[models]\npack = "nope"\n')
+    with pytest.raises(ConfigError, match="unknown model pack 'nope'"):
+        load_config(path)
