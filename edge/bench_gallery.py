@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -247,28 +247,27 @@ def faiss_threads() -> int:
     return int(faiss.omp_get_max_threads())
 
 
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+Number = TypeVar("Number", int, float)
+
+
+def _bounded(kind: type[Number], noun: str, low: Number, high: Number) -> Callable[[str], Number]:
+    def parse(text: str) -> Number:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {value}")
         return value
     return parse
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    return _bounded(int, "an integer", low, high)
 
 
 def bounded_float(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {value}")
-        return value
-    return parse
+    return _bounded(float, "a number", low, high)
 
 
 def backend_list(text: str) -> tuple[Backend, ...]:
