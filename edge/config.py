@@ -93,6 +93,39 @@ class EnrolConfig(Section):
     several_faces_area_ratio: float = Field(0.25, ge=0.0, le=1.0)
 
 
+class CameraConfig(Section):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="camera id in arrivals")
+    source: str = Field(..., min_length=1, description="video file, rtsp:// URL or USB index (\"0\")")
+    loop: bool = Field(False, description="files: start again at the end")
+    pace: Literal["native", "fast"] = Field(
+        "native", description="files: native frame rate, or fast = as fast as analysed (no drops)"
+    )
+    analyse_fps: float = Field(10.0, gt=0.0, le=60.0, description="frames analysed per second")
+    rtsp_listen: bool = Field(False, description="rtsp: wait for the camera to push (RECORD)")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = Field(10.0, ge=0.5, le=120.0)
+    read_timeout_s: float = Field(5.0, ge=0.5, le=120.0)
+    stale_after_s: float = Field(5.0, ge=0.2, le=600.0, description="no new frame this long: restart")
+    backoff_min_s: float = Field(1.0, ge=0.05, le=600.0)
+    backoff_max_s: float = Field(60.0, ge=0.1, le=3600.0)
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> CameraConfig:
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("backoff_max_s must be >= backoff_min_s")
+        return self
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
+
+
+class DaemonConfig(Section):
+    status_interval_s: float = Field(30.0, ge=1.0, le=3600.0, description="device status period")
+    gallery_check_s: float = Field(2.0, ge=0.1, le=600.0, description="store re-read for erasures")
+
+
 class EdgeConfig(Section):
     branch_id: str = Field("demo-branch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     models: ModelsConfig = ModelsConfig()
@@ -105,6 +138,9 @@ class EdgeConfig(Section):
     store: StoreConfig = StoreConfig()
     enrol: EnrolConfig = EnrolConfig()
     mqtt: MqttConfig = MqttConfig()
+    cameras: tuple[CameraConfig, ...] = ()
+    logging: LoggingConfig = LoggingConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
     @model_validator(mode="before")
     @classmethod
