@@ -93,6 +93,28 @@ class EnrolConfig(Section):
     several_faces_area_ratio: float = Field(0.25, ge=0.0, le=1.0)
 
 
+class TrackingConfig(Section):
+    iou_threshold: float = Field(0.25, ge=0.01, le=0.95, description="min IoU to continue a track")
+    max_missed_s: float = Field(1.0, ge=0.0, le=30.0, description="a track survives misses this long")
+
+
+class DecisionConfig(Section):
+    min_frames: int = Field(3, ge=1, le=50, description="agreeing good frames before accepting")
+    max_embeds_per_track: int = Field(12, ge=1, le=500, description="then the track stays unknown")
+    window: int = Field(8, ge=1, le=100, description="most recent embedded frames aggregated")
+    top_k: int = Field(5, ge=2, le=100, description="customers kept per frame")
+
+
+class VisitsConfig(Section):
+    absence_s: float = Field(300.0, ge=1.0, le=86_400.0, description="unseen this long ends a visit")
+    cooldown_s: float = Field(600.0, ge=0.0, le=86_400.0, description="no new arrival sooner")
+
+
+class LobbyConfig(Section):
+    detect_size: int = Field(640, ge=128, le=1920, multiple_of=32, description="SCRFD input side")
+    footfall_counting: bool = Field(False, description="count unknown visitors (counts only)")
+
+
 class CameraConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="camera id in arrivals")
     source: str = Field(..., min_length=1, description="video file, rtsp:// URL or USB index (\"0\")")
@@ -141,6 +163,10 @@ class EdgeConfig(Section):
     cameras: tuple[CameraConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    decision: DecisionConfig = DecisionConfig()
+    visits: VisitsConfig = VisitsConfig()
+    lobby: LobbyConfig = LobbyConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,110 @@
+"""Face tracker (pure): greedy IoU association against constant-velocity predictions.
+
+A face box seen in frame t is matched to the track whose *predicted* box (last box
+moved by its velocity for the elapsed time) overlaps it most, highest IoU first, as
+long as the IoU is at least ``iou_threshold``.  Unmatched detections start new
+tracks; a track that finds no detection survives ``max_missed_s`` seconds (brief
+occlusion, a missed detection) before it ends.  Lobby faces move smoothly toward the
+camera, so this simple ByteTrack-without-scores scheme is enough and costs
+microseconds per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2
+
+# How much of a new velocity estimate replaces the old one (exponential smoothing).
+VELOCITY_GAIN = 0.5
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: Box
+    last_ts: float
+    velocity: Box = (0.0, 0.0, 0.0, 0.0)  # per second, per coordinate
+    hits: int = 1
+
+    def predict(self, ts: float) -> Box:
+        dt = max(0.0, ts - self.last_ts)
+        b, v = self.box, self.velocity
+        return (b[0] + v[0] * dt, b[1] + v[1] * dt, b[2] + v[2] * dt, b[3] + v[3] * dt)
+
+    def update(self, box: Box, ts: float) -> None:
+        dt = ts - self.last_ts
+        if dt > 0:
+            seen = tuple((n - o) / dt for n, o in zip(box, self.box, strict=True))
+            self.velocity = tuple(  # type: ignore[assignment]
+                (1 - VELOCITY_GAIN) * v + VELOCITY_GAIN * s
+                for v, s in zip(self.velocity, seen, strict=True)
+            )
+        self.box, self.last_ts = box, ts
+        self.hits += 1
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    assignments: list[int]  # track id per detection, in detection order
+    ended: list[int]  # tracks that ended in this update
+
+
+@dataclass
+class IouTracker:
+    iou_threshold: float = 0.25
+    max_missed_s: float = 1.0
+    tracks: dict[int, Track] = field(default_factory=dict)
+    next_id: int = 1
+
+    def update(self, boxes: Sequence[Box], ts: float) -> TrackUpdate:
+        pairs = self._candidate_pairs(boxes, ts)
+        assignments: list[int | None] = [None] * len(boxes)
+        taken: set[int] = set()
+        for _, det, track_id in pairs:
+            if assignments[det] is None and track_id not in taken:
+                assignments[det] = track_id
+                taken.add(track_id)
+                self.tracks[track_id].update(boxes[det], ts)
+        result = [tid if tid is not None else self._start(boxes[i], ts)
+                  for i, tid in enumerate(assignments)]
+        return TrackUpdate(result, self._end_stale(ts))
+
+    def _candidate_pairs(self, boxes: Sequence[Box], ts: float) -> list[tuple[float, int, int]]:
+        pairs = []
+        for track in self.tracks.values():
+            predicted = track.predict(ts)
+            for det, box in enumerate(boxes):
+                overlap = iou(predicted, box)
+                if overlap >= self.iou_threshold:
+                    pairs.append((overlap, det, track.track_id))
+        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        return pairs
+
+    def _start(self, box: Box, ts: float) -> int:
+        track_id = self.next_id
+        self.next_id += 1
+        self.tracks[track_id] = Track(track_id, box, ts)
+        return track_id
+
+    def _end_stale(self, ts: float) -> list[int]:
+        stale = [tid for tid, t in self.tracks.items() if ts - t.last_ts > self.max_missed_s]
+        for tid in stale:
+            del self.tracks[tid]
+        return stale
+
+    def end_all(self) -> list[int]:
+        ended = list(self.tracks)
+        self.tracks.clear()
+        return ended
