@@ -148,6 +148,20 @@ class DaemonConfig(Section):
     gallery_check_s: float = Field(2.0, ge=0.1, le=600.0, description="store re-read for erasures")
 
 
+class CrmConfig(Section):
+    """Portrait, recommendations and outcome linking (docs/readme/portrait.md)."""
+
+    path: Path | None = Field(None, description="CRM tables' database; default: the store's file")
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="language of reasons on the PAD")
+    recommendations: int = Field(3, ge=1, le=10, description="products per arrival")
+    segments: int = Field(6, ge=2, le=30, description="customer segments (k-means clusters)")
+    maturity_days: int = Field(30, ge=1, le=180, description="raise maturities this many days ahead")
+    birthday_days: int = Field(7, ge=1, le=31, description="raise birthdays this many days ahead")
+    assessment_warning_days: int = Field(30, ge=0, le=365)
+    idle_balance: float = Field(500_000.0, ge=0.0, le=1e10, description="current account, CNY")
+    attribution_days: int = Field(90, ge=1, le=730, description="purchase after a visit counts")
+
+
 class EdgeConfig(Section):
     branch_id: str = Field("demo-branch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     models: ModelsConfig = ModelsConfig()
@@ -160,6 +174,7 @@ class EdgeConfig(Section):
     store: StoreConfig = StoreConfig()
     enrol: EnrolConfig = EnrolConfig()
     mqtt: MqttConfig = MqttConfig()
+    crm: CrmConfig = CrmConfig()
     cameras: tuple[CameraConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
     daemon: DaemonConfig = DaemonConfig()
