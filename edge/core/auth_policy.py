@@ -1,0 +1,296 @@
+"""Counter authorization: scenario policies and the approve / escalate / reject decision (pure).
+
+The edge measures the evidence (card checks, liveness per frame, face quality,
+card-vs-live similarity, card holder vs account holder); :func:`decide` turns
+it into a verdict with reason codes and scores under one scenario's policy.
+
+Reason codes are stable strings (audit log, MQTT); :data:`REASON_TEXT` gives
+the words a teller or supervisor reads, in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["approve", "escalate", "reject"]
+Holder = Literal["match", "mismatch", "unknown"]
+
+CHECKS = ("card_validity", "account_holder", "liveness", "face_match")
+
+# code -> (zh-CN, en).  Card-validity codes come from the card rules and are
+# shown with their own message; "card_invalid" is the umbrella code.
+REASON_TEXT: dict[str, tuple[str, str]] = {
+    "card_invalid": ("证件校验未通过", "the ID card failed validation"),
+    "holder_mismatch": ("证件持有人不是账户持有人", "the card holder is not the account holder"),
+    "holder_unknown": ("账户未登记证件号码，无法核对持有人",
+                       "the account has no ID number on file to compare"),
+    "no_live_capture": ("未采集现场人脸（客户未同意或未拍摄），需人工核验",
+                        "no live face capture (declined or missing): manual check needed"),
+    "too_few_live_frames": ("现场人脸帧数不足", "too few live frames with a face"),
+    "no_face_live": ("现场照片中未检测到人脸", "no face found in the live capture"),
+    "no_face_card": ("证件照中未检测到人脸", "no face found in the card photo"),
+    "poor_live_quality": ("现场人脸质量不足（模糊、过小或角度过大）",
+                          "the live face is too blurry, small or turned"),
+    "liveness_failed": ("活体检测未通过（疑似照片或屏幕翻拍）",
+                        "liveness check failed (looks like a photo or a screen)"),
+    "liveness_unavailable": ("活体检测模型不可用", "no liveness model is loaded at the edge"),
+    "face_mismatch": ("人证比对不一致", "the live face does not match the card photo"),
+    "face_match_low": ("人证比对分数偏低，需主管确认",
+                       "the face match score is low: a supervisor must confirm"),
+    "supervisor_required": ("该业务须主管授权", "this transaction always needs a supervisor"),
+    "amount_over_limit": ("金额超过自动授权上限", "the amount is over the automatic approval limit"),
+    "escalation_not_allowed": ("该业务不允许主管远程授权", "this transaction cannot be escalated"),
+    "all_checks_passed": ("全部核验通过", "all checks passed"),
+    "supervisor_approved": ("主管已授权", "approved by a supervisor"),
+    "supervisor_rejected": ("主管已拒绝", "rejected by a supervisor"),
+    "escalation_timeout": ("主管未在时限内答复，已拒绝", "no supervisor answered in time: rejected"),
+    "unknown_scenario": ("未知业务类型", "unknown transaction type"),
+    "request_expired": ("请求已过期", "the request expired"),
+    "bad_image": ("图片无法解码", "an image could not be decoded"),
+}
+
+
+def reason_text(code: str, language: str = "zh") -> str:
+    """Plain words for a reason code; unknown codes are shown as they are."""
+    zh, en = REASON_TEXT.get(code.split(":", 1)[0], (code, code))
+    return zh if language.startswith("zh") else en
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used (unknown key, value out of range)."""
+
+
+@dataclass(frozen=True)
+class ScenarioPolicy:
+    name: str
+    title_zh: str
+    title_en: str
+    checks: frozenset[str] = frozenset(CHECKS)
+    match_threshold: float = 0.40  # at or above: the faces match
+    escalate_threshold: float = 0.30  # between this and match_threshold: a supervisor decides
+    liveness_threshold: float = 0.5  # median live probability over the frames
+    min_live_frames: int = 2
+    auto_approve: bool = True
+    escalation: bool = True
+    auto_approve_max_amount: float | None = None  # over this, a supervisor decides
+
+    def title(self, language: str = "zh") -> str:
+        return self.title_zh if language.startswith("zh") else self.title_en
+
+
+@dataclass(frozen=True)
+class Policies:
+    scenarios: Mapping[str, ScenarioPolicy]
+    escalation_timeout_s: float = 120.0
+    request_ttl_s: float = 60.0
+
+    def get(self, name: str) -> ScenarioPolicy | None:
+        return self.scenarios.get(name)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the edge measured for one request.  ``None`` scores: not measured."""
+
+    card_problems: tuple[str, ...] = ()  # reason codes from the card rules
+    holder: Holder = "unknown"
+    live_supplied: int = 0  # live frames in the request (0: the customer declined face capture)
+    live_frames: int = 0  # frames with a usable face
+    live_scores: tuple[float, ...] = ()  # liveness per frame with a face
+    live_quality_ok: bool = True
+    live_face_found: bool = True
+    card_face_found: bool = True
+    match_score: float | None = None
+    amount: float | None = None
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    name: str
+    value: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    scores: tuple[ScoreItem, ...] = field(default=())
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def scores_of(policy: ScenarioPolicy, ev: Evidence) -> tuple[ScoreItem, ...]:
+    items = []
+    if ev.live_scores:
+        items.append(ScoreItem("liveness", median(ev.live_scores), policy.liveness_threshold))
+    if ev.match_score is not None:
+        items.append(ScoreItem("face_match", ev.match_score, policy.match_threshold))
+    return tuple(items)
+
+
+def face_findings(policy: ScenarioPolicy, ev: Evidence) -> tuple[list[str], list[str]]:
+    """(reject reasons, escalate reasons) of the liveness and face-match checks."""
+    reject: list[str] = []
+    escalate: list[str] = []
+    face_checks = {"liveness", "face_match"} & policy.checks
+    if not face_checks:
+        return reject, escalate
+    if ev.live_supplied == 0:
+        return reject, ["no_live_capture"]  # the non-face path: a supervisor checks by eye
+    if not ev.live_face_found:
+        return ["no_face_live"], escalate
+    if not ev.live_quality_ok:
+        reject.append("poor_live_quality")
+    if "liveness" in policy.checks:
+        if ev.live_frames < policy.min_live_frames:
+            reject.append("too_few_live_frames")
+        elif not ev.live_scores:
+            reject.append("liveness_unavailable")
+        elif median(ev.live_scores) < policy.liveness_threshold:
+            reject.append("liveness_failed")
+    if "face_match" in policy.checks:
+        reject_match, escalate_match = match_findings(policy, ev)
+        reject += reject_match
+        escalate += escalate_match
+    return reject, escalate
+
+
+def match_findings(policy: ScenarioPolicy, ev: Evidence) -> tuple[list[str], list[str]]:
+    if not ev.card_face_found:
+        return ["no_face_card"], []
+    score = ev.match_score if ev.match_score is not None else -math.inf
+    if score >= policy.match_threshold:
+        return [], []
+    if score >= policy.escalate_threshold:
+        return [], ["face_match_low"]
+    return ["face_mismatch"], []
+
+
+def card_findings(policy: ScenarioPolicy, ev: Evidence) -> tuple[list[str], list[str]]:
+    reject: list[str] = []
+    escalate: list[str] = []
+    if "card_validity" in policy.checks and ev.card_problems:
+        reject += ["card_invalid", *ev.card_problems]
+    if "account_holder" in policy.checks:
+        if ev.holder == "mismatch":
+            reject.append("holder_mismatch")
+        elif ev.holder == "unknown":
+            escalate.append("holder_unknown")
+    return reject, escalate
+
+
+def approval_findings(policy: ScenarioPolicy, ev: Evidence) -> list[str]:
+    escalate = []
+    if not policy.auto_approve:
+        escalate.append("supervisor_required")
+    limit = policy.auto_approve_max_amount
+    if limit is not None and ev.amount is not None and ev.amount > limit:
+        escalate.append("amount_over_limit")
+    return escalate
+
+
+def decide(policy: ScenarioPolicy, ev: Evidence) -> Decision:
+    """Reject on any hard failure; else escalate on any doubt; else approve."""
+    scores = scores_of(policy, ev)
+    card_reject, card_escalate = card_findings(policy, ev)
+    face_reject, face_escalate = face_findings(policy, ev)
+    reject = card_reject + face_reject
+    if reject:
+        return Decision("reject", tuple(reject), scores)
+    escalate = card_escalate + face_escalate + approval_findings(policy, ev)
+    if escalate and not policy.escalation:
+        return Decision("reject", (*escalate, "escalation_not_allowed"), scores)
+    if escalate:
+        return Decision("escalate", tuple(escalate), scores)
+    return Decision("approve", ("all_checks_passed",), scores)
+
+
+# --- the policy file -----------------------------------------------------------------------
+
+_SCENARIO_KEYS = {
+    "title", "title_en", "checks", "match_threshold", "escalate_threshold", "liveness_threshold",
+    "min_live_frames", "auto_approve", "escalation", "auto_approve_max_amount",
+}
+_TOP_KEYS = {"escalation_timeout_s", "request_ttl_s", "defaults", "scenario"}
+
+
+def _number(where: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise PolicyError(f"{where}: must be a number from {low} to {high}, got {value!r}")
+    return float(value)
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: must be true or false, got {value!r}")
+    return value
+
+
+def _checks(where: str, value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{where}: must be a list of check names")
+    unknown = sorted(set(value) - set(CHECKS))
+    if unknown:
+        raise PolicyError(f"{where}: unknown check(s) {unknown}; known: {list(CHECKS)}")
+    return frozenset(value)
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise PolicyError(f"{where}: must be a text of 1 to 64 characters")
+    return value
+
+
+def scenario_from_table(name: str, table: Mapping[str, Any]) -> ScenarioPolicy:
+    where = f"scenario.{name}"
+    unknown = sorted(set(table) - _SCENARIO_KEYS)
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {unknown}")
+    get = table.get
+    amount = get("auto_approve_max_amount")
+    policy = ScenarioPolicy(
+        name=name,
+        title_zh=_text(f"{where}.title", get("title", name)),
+        title_en=_text(f"{where}.title_en", get("title_en", name)),
+        checks=_checks(f"{where}.checks", get("checks", list(CHECKS))),
+        match_threshold=_number(f"{where}.match_threshold", get("match_threshold", 0.40), -1, 1),
+        escalate_threshold=_number(f"{where}.escalate_threshold", get("escalate_threshold", 0.30), -1, 1),
+        liveness_threshold=_number(f"{where}.liveness_threshold", get("liveness_threshold", 0.5), 0, 1),
+        min_live_frames=int(_number(f"{where}.min_live_frames", get("min_live_frames", 2), 1, 3)),
+        auto_approve=_flag(f"{where}.auto_approve", get("auto_approve", True)),
+        escalation=_flag(f"{where}.escalation", get("escalation", True)),
+        auto_approve_max_amount=None if amount is None else _number(
+            f"{where}.auto_approve_max_amount", amount, 0, 1e12),
+    )
+    if policy.escalate_threshold > policy.match_threshold:
+        raise PolicyError(f"{where}: escalate_threshold must not exceed match_threshold")
+    return policy
+
+
+def policies_from_dict(data: Mapping[str, Any]) -> Policies:
+    """Policies from a parsed TOML document; ``[defaults]`` fills every scenario's gaps."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise PolicyError(f"unknown top-level key(s) {unknown}")
+    defaults = data.get("defaults", {})
+    tables = data.get("scenario", {})
+    if not isinstance(defaults, Mapping) or not isinstance(tables, Mapping) or not tables:
+        raise PolicyError("need [defaults] as a table and at least one [scenario.NAME] table")
+    scenarios = {}
+    for name, table in tables.items():
+        if not isinstance(table, Mapping) or not name.replace("_", "").isalnum():
+            raise PolicyError(f"scenario.{name}: must be a table with a [a-z0-9_] name")
+        scenarios[name] = scenario_from_table(name, {**defaults, **table})
+    return Policies(
+        scenarios=scenarios,
+        escalation_timeout_s=_number("escalation_timeout_s", data.get("escalation_timeout_s", 120), 1, 3600),
+        request_ttl_s=_number("request_ttl_s", data.get("request_ttl_s", 60), 5, 3600),
+    )
