@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,10 @@ from tqdm import tqdm
 from edge.config import RecognitionConfig
 from edge.core import metrics
 from edge.errors import BranchEdgeError, ImageError
+from edge.vision.card_photo import CardLook, degrade_card
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
+from edge.vision.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +167,24 @@ def progress(items: Sequence[Path], label: str) -> Iterable[Path]:
     return bar
 
 
-class Acquirer:
-    """Detects the primary face of each image, aligns it and embeds in batches."""
+Degrader = Callable[[np.ndarray, Face], np.ndarray]
+DEGRADERS: dict[str, Degrader] = {
+    "card": lambda image, face: degrade_card(image, face, CardLook()),
+    "card-grey": lambda image, face: degrade_card(image, face, CardLook(grey=True)),
+}
 
-    def __init__(self, engine: FaceEngine, root: Path) -> None:
+
+class Acquirer:
+    """Detects the primary face of each image, aligns it and embeds in batches.
+
+    With a ``degrade`` function the image is first turned into what it would be
+    on an ID card (around its primary face) and then detected again.
+    """
+
+    def __init__(self, engine: FaceEngine, root: Path, degrade: Degrader | None = None) -> None:
         self.engine = engine
         self.root = root
+        self.degrade = degrade
 
     def name(self, path: Path) -> str:
         try:
@@ -185,6 +199,9 @@ class Acquirer:
             result.failures.append({"file": self.name(path), "reason": f"unreadable: {err}"})
             return None
         observations = self.engine.analyze(image, max_faces=1, embed=False)
+        if observations and self.degrade is not None:
+            image = self.degrade(image, observations[0].face)
+            observations = self.engine.analyze(image, max_faces=1, embed=False)
         if not observations:
             result.failures.append({"file": self.name(path), "reason": "no face found"})
             return None
@@ -338,6 +355,8 @@ class Options:
     # The operating point reported as-is: the configured threshold and margin.
     threshold: float = RecognitionConfig().threshold
     margin: float = RecognitionConfig().margin
+    # "card"/"card-grey": 1:1 of an ID-card-like copy of one photo against another photo as-is.
+    degrade: str | None = None
 
 
 def score_summary(scores: np.ndarray, percentiles: Sequence[int]) -> dict[str, float | None]:
@@ -457,7 +476,40 @@ def header(engine: FaceEngine, kind: str, name: str, path: Path, opts: Options) 
     }
 
 
+def cross_scores(card: Acquisition, live: Acquisition, first: np.ndarray,
+                 second: np.ndarray) -> np.ndarray:
+    """Cosine of card photo ``first`` against live photo ``second``; ``-inf`` on failures."""
+    scores = np.einsum("ij,ij->i", card.embeddings[first].astype(np.float64),
+                       live.embeddings[second].astype(np.float64))
+    return np.where(card.ok[first] & live.ok[second], scores, -math.inf)
+
+
+def evaluate_card_faces(engine: FaceEngine, root: Path, opts: Options) -> Evaluation:
+    """1:1 card photo vs live photo: every ordered same-identity pair of different
+    images is genuine; the seeded impostor sample puts the card side first."""
+    if opts.degrade not in DEGRADERS:
+        raise EvaluationError(f"unknown degradation {opts.degrade!r}; use one of {sorted(DEGRADERS)}")
+    started = time.perf_counter()
+    data = scan_faces(root)
+    live = Acquirer(engine, root).run(data.paths)
+    card = Acquirer(engine, root, DEGRADERS[opts.degrade]).run(data.paths)
+    first, second = genuine_pairs(data.labels)
+    genuine = cross_scores(card, live, np.concatenate((first, second)), np.concatenate((second, first)))
+    impostor = cross_scores(card, live, *impostor_pairs(data.labels, opts.impostors, opts.seed))
+    report = header(engine, "faces", data.name, root, opts)
+    report["dataset"]["degrade"] = opts.degrade
+    report["counts"] = counts_section(len(data.paths), len(data.identities), card)
+    report["counts"]["live_failures_to_acquire"] = len(live.failures)
+    report["verification"] = verification_section(genuine, impostor, opts)
+    report["identification"] = None  # the counter compares one card with one face
+    report["failures"] = card.failures + live.failures
+    report["timings"] = timings_section(card, len(data.paths), started)
+    return Evaluation(report, genuine, impostor, None)
+
+
 def evaluate_faces(engine: FaceEngine, root: Path, opts: Options) -> Evaluation:
+    if opts.degrade is not None:
+        return evaluate_card_faces(engine, root, opts)
     started = time.perf_counter()
     data = scan_faces(root)
     acq = Acquirer(engine, root).run(data.paths)

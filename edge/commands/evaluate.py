@@ -12,6 +12,7 @@ from edge.config import EdgeConfig, load_config
 from edge.evaluate import (
     DEFAULT_IMPOSTORS,
     DEFAULT_SEED,
+    DEGRADERS,
     Evaluation,
     EvaluationError,
     Options,
@@ -49,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--plots", type=Path, help="write ROC and DET curves (PNG) into this folder")
     parser.add_argument("--threshold", type=float,
                         help="operating point to report (default: recognition.threshold)")
+    parser.add_argument("--degrade", choices=sorted(DEGRADERS),
+                        help="with --faces: 1:1 of an ID-card-like copy (102x126, faded, JPEG) "
+                             "of each photo against the other photos as they are")
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -67,6 +71,7 @@ def options(args: argparse.Namespace, cfg: EdgeConfig, **targets: Any) -> Option
         impostors=args.impostors,
         threshold=cfg.recognition.threshold if threshold is None else threshold,
         margin=cfg.recognition.margin,
+        degrade=getattr(args, "degrade", None),
         **targets,
     )
 
@@ -76,6 +81,8 @@ def run_evaluation(args: argparse.Namespace, **targets: Any) -> tuple[EdgeConfig
     opts = options(args, cfg, **targets)
     if args.faces is not None:
         return cfg, evaluate_faces(engine, args.faces, opts)
+    if getattr(args, "degrade", None) is not None:
+        raise EvaluationError("--degrade works with --faces only")
     if not args.pairs.is_file():
         raise EvaluationError(f"{args.pairs}: no such pair list")
     return cfg, evaluate_pairs(engine, args.pairs, opts)
