@@ -16,6 +16,7 @@ data; so does the audit log.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.config import StoreConfig
-from edge.crypto import KeyRing, associated_data, load_key_ring
+from edge.crypto import KeyRing, associated_data, key_id_of, load_key_ring
 from edge.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,18 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN SELECT RAISE(ABORT, 'erasure records are append-only'); END;
     CREATE TRIGGER erasures_no_delete BEFORE DELETE ON erasures
         BEGIN SELECT RAISE(ABORT, 'erasure records are append-only'); END;
+    """,
+    # 2: the account holder's ID number as a keyed hash (HMAC-SHA256 under a key
+    # derived from the store key), so the counter can check "card holder = account
+    # holder" without the database holding any ID number in clear.
+    """
+    CREATE TABLE holder_ids (
+        customer_id TEXT PRIMARY KEY REFERENCES customers(customer_id),
+        key_id TEXT NOT NULL,
+        id_hmac TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX holder_ids_hmac ON holder_ids(id_hmac);
     """,
 )
 
@@ -590,12 +603,45 @@ class Store:
                         "checkpoint", self.path)
         return not busy
 
+    # -- account holder's ID number (keyed hash only) ---------------------------------
+
+    def set_holder_id_number(self, customer_id: str, normalized_id: str, actor: str) -> None:
+        """Record the account holder's (normalised) ID number as a keyed hash."""
+        digest = _id_hmac(self._keys.primary, normalized_id)
+        with self.transaction() as c:
+            if self.get_customer(customer_id) is None:
+                raise StoreError(f"unknown customer id {customer_id!r}")
+            c.execute(
+                "INSERT INTO holder_ids VALUES (?, ?, ?, ?) ON CONFLICT(customer_id) DO UPDATE "
+                "SET key_id = excluded.key_id, id_hmac = excluded.id_hmac, "
+                "updated_at = excluded.updated_at",
+                (customer_id, self._keys.primary_id, digest, iso(utc_now())),
+            )
+            self.audit(actor, "holder_id_set", customer_id, {"key_id": self._keys.primary_id})
+
+    def holder_id_matches(self, customer_id: str, normalized_id: str) -> bool | None:
+        """Whether the card's number is the account holder's; None when none is on file."""
+        row = self._conn.execute(
+            "SELECT key_id, id_hmac FROM holder_ids WHERE customer_id = ?", (customer_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        key = next((k for k in (self._keys.primary, *self._keys.older) if key_id_of(k) == row[0]), None)
+        if key is None:
+            raise StoreError(f"the holder ID hash of {customer_id} needs the key with id {row[0]}")
+        return hmac.compare_digest(_id_hmac(key, normalized_id), row[1])
+
     def erasures(self, customer_id: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(
             "SELECT * FROM erasures WHERE customer_id = ? ORDER BY id", (customer_id,)
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _id_hmac(store_key: bytes, normalized_id: str) -> str:
+    hmac_key = hashlib.sha256(b"branch-edge holder-id hmac v1\x00" + store_key).digest()
+    return hmac.new(hmac_key, normalized_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _template_purpose(model_pack: str, source_sha256: str) -> str:

@@ -185,7 +185,8 @@ class CardFields:
     name: str = text(80)
     birth_date: date | None = None
     valid_from: date | None = None
-    valid_until: date | None = None
+    valid_until: date | None = None  # None with valid_from set: "长期" (long-term)
+    gender: str = text(2, default="")  # GB/T 2261.1: "1" male, "2" female
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +212,8 @@ class AuthRequest(Expiring):
     live_jpeg_b64: list[str] = field(
         default_factory=list, metadata={"max_items": 3, "max_length": MAX_IMAGE_B64}
     )
+    amount: float | None = None  # the transaction amount, for limits such as large withdrawals
+    reader_sam_id: str = text(64, default="")  # the reader's SAM id: an audit fact
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,6 +259,17 @@ class AuthDecision(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CameraStatus:
+    """One camera of an edge device, as its watchdog sees it."""
+
+    name: str = ident()
+    state: Literal["starting", "up", "down", "ended", "stopped"]
+    fps: float = 0.0  # frames decoded per second, last few seconds
+    reconnects_last_hour: int = 0
+    last_error: str = text(200, default="")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeviceStatus(Message):
     """Retained on status/{device_id}; the Last Will sets ``state`` to offline."""
 
@@ -265,6 +279,10 @@ class DeviceStatus(Message):
     role: Literal["edge", "rm", "teller", "supervisor", "central"]
     state: Literal["online", "offline", "stopped"]
     version: str = text(32, default="")
+    cameras: list[CameraStatus] = field(default_factory=list, metadata=most(32))
+    analysed_fps: float = 0.0  # frames through the recognition pipeline per second, all cameras
+    last_arrival_at: datetime | None = None
+    outbox_depth: int = 0  # messages stored and not yet acknowledged by the broker
 
 
 @dataclass(frozen=True, kw_only=True)
