@@ -115,6 +115,11 @@ class LobbyConfig(Section):
     footfall_counting: bool = Field(False, description="count unknown visitors (counts only)")
 
 
+class AuthConfig(Section):
+    enabled: bool = Field(False, description="serve counter authorization requests")
+    policies: Path | None = Field(None, description="policy TOML (default: the shipped edge/policies.toml)")
+
+
 class CameraConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="camera id in arrivals")
     source: str = Field(..., min_length=1, description="video file, rtsp:// URL or USB index (\"0\")")
@@ -182,6 +187,7 @@ class EdgeConfig(Section):
     decision: DecisionConfig = DecisionConfig()
     visits: VisitsConfig = VisitsConfig()
     lobby: LobbyConfig = LobbyConfig()
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="before")
     @classmethod
