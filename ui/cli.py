@@ -1,6 +1,6 @@
 """branch-pad: the PAD app (relationship manager's tablet, teller and supervisor terminals).
 
-``branch-pad [--config pad.toml] [--console]`` runs the app; tools that run
+``branch-pad [--config pad.toml] [--console] [--language en]`` runs the app; tools that run
 beside it are sub-commands, one module each in ``ui/commands/<name>.py`` with a
 ``register(subparsers)`` function, listed in ``COMMANDS``.
 """
@@ -13,6 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from pathlib import Path
+
+from edge.config import ConfigError
+from mqtt.client import MqttError
 
 # Sub-command modules under ui/commands/.
 COMMANDS: tuple[str, ...] = ()
@@ -22,6 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="branch-pad", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--config", type=Path, default=Path("pad.toml"),
+                        help="the PAD's config file (default: pad.toml)")
+    parser.add_argument("--console", action="store_true",
+                        help="print arrivals on the terminal instead of opening a window")
+    parser.add_argument("--language", choices=("zh-CN", "en"), help="override the config's language")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save the customer card of every arrival as a PNG in DIR (rm role)")
+    parser.add_argument("--exit-after", type=int, metavar="N",
+                        help="exit after N arrivals (console or --screenshots)")
+    parser.add_argument("--seconds", type=float, metavar="S", help="console: exit after S seconds")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"ui.commands.{name}").register(sub)
@@ -29,10 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    del args
-    print("branch-pad: the PAD app is not part of this release yet; see README 'Roadmap'.",
-          file=sys.stderr)
-    return 2
+    # Imported here so that `branch-pad --help` and the sub-commands start without Qt and paho.
+    from ui.config import load_pad_config  # noqa: PLC0415
+    from ui.i18n import Texts  # noqa: PLC0415
+
+    config = load_pad_config(args.config)
+    language = args.language or config.language
+    if args.exit_after is not None and args.exit_after < 1:
+        raise ConfigError("--exit-after must be at least 1")
+    if args.console:
+        from ui.console import run_console  # noqa: PLC0415
+
+        return run_console(config, Texts(language), sys.stdout, args.exit_after, args.seconds)
+    from ui.app import run_gui  # noqa: PLC0415
+
+    return run_gui(config, language, args.screenshots, args.exit_after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"branch-pad {version('branch-edge')}")
         return 0
     func = getattr(args, "func", run_app)
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except (ConfigError, MqttError) as err:
+        print(f"branch-pad: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""Running the PAD app: the window, the bridge and the MQTT link, wired once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from ui.bridge import PadBridge
+from ui.config import PadConfig
+from ui.i18n import Texts
+from ui.link import PadLink
+from ui.metrics import Metrics
+from ui.pages.base import PageContext
+from ui.screenshots import CardShooter
+from ui.window import PadWindow
+
+LANDSCAPE = (1280, 800)
+
+
+def needs_offscreen() -> bool:
+    return sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+class PadApp:
+    """The app's parts for one device: bridge, link and window (a QApplication must exist)."""
+
+    def __init__(self, config: PadConfig, language: str | None = None) -> None:
+        self.config = config
+        self.bridge = PadBridge()
+        self.link = PadLink(config, handler=self.bridge.deliver)
+        screen = QApplication.primaryScreen()
+        dpi = screen.logicalDotsPerInch() if screen is not None else 96.0
+        context = PageContext(config, self.bridge, self.link.publish, Texts(language or config.language),
+                              Metrics(dpi))
+        self.window = PadWindow(context)
+
+    def start(self) -> None:
+        self.link.start()
+        self.bridge.watch(lambda: self.link.connected)
+
+    def stop(self) -> None:
+        self.link.stop()
+
+
+def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None = None,
+            exit_after: int | None = None) -> int:
+    if needs_offscreen():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    pad = PadApp(config, language)
+    if screenshot_dir is not None:
+        CardShooter(pad, screenshot_dir, exit_after).attach()
+    pad.window.resize(*LANDSCAPE)
+    pad.window.show()
+    pad.start()
+    signal.signal(signal.SIGINT, lambda *_: qt_app.quit())
+    ticker = QTimer()  # lets Python see Ctrl-C while Qt's loop runs
+    ticker.start(250)
+    ticker.timeout.connect(lambda: None)
+    try:
+        return int(qt_app.exec())
+    finally:
+        pad.stop()

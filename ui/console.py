@@ -1,0 +1,85 @@
+"""``branch-pad --console``: the arrivals feed as lines on a terminal (headless machines, demo)."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import TextIO
+
+from mqtt.messages import Arrival, Claim, Message, utc_now
+from ui.config import PadConfig
+from ui.feed import ArrivalFeed, ClaimBook
+from ui.i18n import Texts
+from ui.link import PadLink
+
+
+def arrival_line(arrival: Arrival, feed: ArrivalFeed, texts: Texts) -> str:
+    c = arrival.customer
+    when = arrival.seen_at.astimezone().strftime("%H:%M:%S")
+    mine = f" [{texts('feed.mine')}]" if feed.is_mine(arrival) else ""
+    first = arrival.recommendations[0].name if arrival.recommendations else "-"
+    until = arrival.expires_at.astimezone().strftime("%H:%M")
+    return (f"{when}  + {c.display_name} ({c.tier}){mine}  {texts('card.rm')}: {arrival.assigned_rm or '-'}"
+            f"  {texts('card.recommendations')}: {first}  → {until}")
+
+
+class ConsoleFeed:
+    """Prints what an RM PAD would show; the same feed and claim rules as the window."""
+
+    def __init__(self, config: PadConfig, texts: Texts, out: TextIO) -> None:
+        self.feed = ArrivalFeed(config.effective_rm_id)
+        self.claims = ClaimBook(config.effective_rm_id)
+        self.texts = texts
+        self.out = out
+        self.shown = 0
+
+    def handle(self, message: Message) -> None:
+        if isinstance(message, Arrival) and self.feed.add(message, utc_now()):
+            self.shown += 1
+            self._print(arrival_line(message, self.feed, self.texts))
+        elif isinstance(message, Claim):
+            state = self.claims.apply(message)
+            entry = self.feed.by_visit(message.visit_id)
+            name = entry.arrival.customer.display_name if entry else message.customer_id
+            holder = state.holder
+            text = self.texts("claim.free") if holder is None else self.texts("claim.other", rm=holder)
+            self._print(f"{time.strftime('%H:%M:%S')}  = {name}: {text}")
+
+    def expire(self) -> None:
+        for arrival in self.feed.expire(utc_now()):
+            self.claims.forget(arrival.visit_id)
+            self._print(f"{time.strftime('%H:%M:%S')}  - {arrival.customer.display_name}")
+
+    def connection(self, online: bool) -> None:
+        state = self.texts("conn.online" if online else "conn.offline")
+        self._print(f"{time.strftime('%H:%M:%S')}  * {state}")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+def run_console(config: PadConfig, texts: Texts, out: TextIO, exit_after: int | None = None,
+                seconds: float | None = None) -> int:
+    """Print arrivals until Ctrl-C, ``exit_after`` arrivals, or ``seconds``; exit code 0."""
+    link = PadLink(config)
+    view = ConsoleFeed(config, texts, out)
+    link.start()
+    view._print(texts("conn.starting"))
+    online = False
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if link.connected != online:
+                online = link.connected
+                view.connection(online)
+            try:
+                view.handle(link.receiver.queue.get(timeout=0.2).message)
+            except queue.Empty:
+                view.expire()
+            if exit_after is not None and view.shown >= exit_after:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        link.stop()
+    return 0

@@ -1,0 +1,52 @@
+"""Saving the customer card of each arrival as a PNG (the demo, headless machines, docs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PyQt6.QtCore import QObject, QTimer, pyqtSlot
+from PyQt6.QtWidgets import QApplication, QWidget
+
+from mqtt.messages import Arrival
+
+if TYPE_CHECKING:
+    from ui.app import PadApp
+
+logger = logging.getLogger(__name__)
+
+
+def save_png(widget: QWidget, path: Path) -> Path:
+    """Render ``widget`` (shown or not) into ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path), "PNG"):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+class CardShooter(QObject):
+    """Opens every new arrival's card and saves the whole window; quits after ``exit_after``."""
+
+    def __init__(self, pad: PadApp, folder: Path, exit_after: int | None = None) -> None:
+        super().__init__(pad.window)
+        self.pad = pad
+        self.folder = folder
+        self.exit_after = exit_after
+        self.saved: list[Path] = []
+
+    def attach(self) -> None:
+        shown = getattr(self.pad.window.page, "arrival_shown", None)
+        if shown is None:
+            raise ValueError("screenshots of arrivals need the rm role")
+        shown.connect(self.on_page_arrival_shown)
+
+    @pyqtSlot(object)
+    def on_page_arrival_shown(self, arrival: Arrival) -> None:
+        page = self.pad.window.page
+        page.on_feed_list_arrival_chosen(arrival.id)  # type: ignore[attr-defined]
+        name = f"card-{len(self.saved) + 1:03d}-{arrival.customer.customer_id}.png"
+        self.saved.append(save_png(self.pad.window, self.folder / name))
+        logger.info("saved %s", name)
+        if self.exit_after is not None and len(self.saved) >= self.exit_after:
+            QTimer.singleShot(0, QApplication.quit)

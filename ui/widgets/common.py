@@ -1,0 +1,77 @@
+"""Small helpers shared by the PAD's widgets."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+
+from PIL import Image, UnidentifiedImageError
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
+from PyQt6.QtWidgets import QLabel, QLayout, QWidget
+
+
+def label(text: str, name: str | None = None, wrap: bool = True) -> QLabel:
+    widget = QLabel(text)
+    widget.setWordWrap(wrap)
+    widget.setTextFormat(Qt.TextFormat.PlainText)
+    if name:
+        widget.setObjectName(name)
+    return widget
+
+
+def clear_layout(layout: QLayout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        if item is None:
+            break
+        widget = item.widget()
+        child = item.layout()
+        if widget is not None:
+            widget.setParent(None)
+            widget.deleteLater()
+        elif child is not None:
+            clear_layout(child)
+
+
+def jpeg_pixmap(b64: str | None, side: int) -> QPixmap | None:
+    """The thumbnail as a square pixmap, or None when absent or not a readable image.
+
+    Pillow checks the bytes first: Qt's JPEG reader prints warnings on bad data.
+    """
+    if not b64:
+        return None
+    try:
+        data = base64.b64decode(b64, validate=True)
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError):
+        return None
+    pixmap = QPixmap()
+    if not pixmap.loadFromData(data):
+        return None
+    return pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.SmoothTransformation)
+
+
+def placeholder_pixmap(side: int, text: str) -> QPixmap:
+    """A grey square with a caption, where a photo is not available."""
+    pixmap = QPixmap(side, side)
+    pixmap.fill(QColor("#e6e8eb"))
+    painter = QPainter(pixmap)
+    painter.setPen(QColor("#57606a"))
+    font = QFont()
+    font.setPixelSize(max(10, side // 9))
+    painter.setFont(font)
+    painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    painter.end()
+    return pixmap
+
+
+def photo_label(pixmap: QPixmap, caption: str, parent: QWidget | None = None) -> QLabel:
+    widget = QLabel(parent)
+    widget.setPixmap(pixmap)
+    widget.setToolTip(caption)
+    widget.setAccessibleName(caption)
+    return widget

@@ -1,0 +1,73 @@
+"""The arrivals list: one tappable row per visit, in the order ArrivalFeed gives."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QSize, Qt, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QIcon
+from PyQt6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+
+from mqtt.messages import Arrival
+from ui.feed import ArrivalFeed, ClaimBook
+from ui.i18n import Texts
+from ui.metrics import Metrics
+from ui.widgets.common import jpeg_pixmap, placeholder_pixmap
+
+ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+class FeedList(QListWidget):
+    """Signals:
+    arrival_chosen(str): the RM tapped the row of this arrival id.
+    """
+
+    arrival_chosen = pyqtSignal(str)
+
+    def __init__(self, metrics: Metrics, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._metrics = metrics
+        side = metrics.touch_px + metrics.body_px
+        self.setIconSize(QSize(side, side))
+        self.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.setUniformItemSizes(False)
+        self.itemClicked.connect(self.on_item_clicked)
+
+    def show_feed(self, feed: ArrivalFeed, claims: ClaimBook, texts: Texts, selected: str | None) -> None:
+        self.blockSignals(True)
+        self.clear()
+        side = self.iconSize().width()
+        for entry in feed.entries():
+            arrival = entry.arrival
+            item = QListWidgetItem(self._row_text(feed, claims, texts, entry.arrival))
+            pixmap = jpeg_pixmap(arrival.thumbnail_jpeg_b64, side) or placeholder_pixmap(side, "?")
+            item.setIcon(QIcon(pixmap))
+            item.setData(ID_ROLE, arrival.id)
+            item.setSizeHint(QSize(0, max(self._metrics.touch_px, side) + self._metrics.body_px * 2))
+            font = item.font()
+            font.setBold(not entry.seen)
+            item.setFont(font)
+            self.addItem(item)
+            if arrival.id == selected:
+                item.setSelected(True)
+        self.blockSignals(False)
+
+    @staticmethod
+    def _row_text(feed: ArrivalFeed, claims: ClaimBook, texts: Texts, arrival: Arrival) -> str:
+        first = f"{arrival.customer.display_name}  ·  {arrival.customer.tier}"
+        if feed.is_mine(arrival):
+            first += f"  ·  {texts('feed.mine')}"
+        when = texts("feed.seen_at", time=arrival.seen_at.astimezone().strftime("%H:%M"))
+        state = claims.state(arrival.visit_id)
+        if state.free:
+            claim = texts("claim.free")
+        elif state.mine:
+            claim = texts("claim.mine")
+        else:
+            claim = texts("claim.other", rm=state.holder)
+        return f"{first}\n{when}  ·  {claim}"
+
+    def ids(self) -> list[str]:
+        return [str(self.item(i).data(ID_ROLE)) for i in range(self.count())]  # type: ignore[union-attr]
+
+    @pyqtSlot(QListWidgetItem)
+    def on_item_clicked(self, item: QListWidgetItem) -> None:
+        self.arrival_chosen.emit(str(item.data(ID_ROLE)))
