@@ -187,6 +187,7 @@ class CardFields:
     valid_from: date | None = None
     valid_until: date | None = None  # None with valid_from set: "长期" (long-term)
     gender: str = text(2, default="")  # GB/T 2261.1: "1" male, "2" female
+    nation_code: str = text(2, default="")  # GB 3304 ethnicity code (resident cards)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mqtt.messages import Claim
 from ui.config import parse_pad_config
 from ui.feed import ArrivalFeed, ClaimBook, OutcomeDraft, OutcomeError, new_claim, new_outcome
-from ui.i18n import LANGUAGES, Texts, _TABLE
+from ui.i18n import _TABLE, LANGUAGES, Texts
 from ui.sample import sample_arrival
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PyQt6.QtWidgets import QApplication
 
 from ui.bridge import PadBridge
@@ -49,10 +49,19 @@ class PadApp:
         self.link.stop()
 
 
+def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str | None) -> None:
+    # The offscreen platform warns on every top-level window with a layout; nothing to act on.
+    if message and "does not support propagateSizeHints" in message:
+        return
+    print(message, file=sys.stderr)
+
+
 def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None = None,
             exit_after: int | None = None) -> int:
     if needs_offscreen():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        qInstallMessageHandler(_quiet_offscreen)
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     pad = PadApp(config, language)
     if screenshot_dir is not None:

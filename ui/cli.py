@@ -19,7 +19,7 @@ from edge.config import ConfigError
 from mqtt.client import MqttError
 
 # Sub-command modules under ui/commands/.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("idcard",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    # Imported here so that `branch-pad --help` and the sub-commands start without Qt and paho.
+    # Imported here so that `branch-pad --help` and the sub-commands start without Qt.
     from ui.config import load_pad_config  # noqa: PLC0415
     from ui.i18n import Texts  # noqa: PLC0415
 
