@@ -1,6 +1,7 @@
 """The lobby recognition pipeline: frames of named cameras in, recognitions out.
 
-Per frame: detect (SCRFD at ``lobby.detect_size``) -> track (``edge.core.tracker``)
+Per frame: detect (SCRFD on a rectangular input, long side ``lobby.detect_size``)
+-> track (``edge.core.tracker``)
 -> for tracks still undecided only: quality gate (size, pose, detector score, then
 blur on the aligned crop) -> one batched embedding call for all of them -> gallery
 search -> per-track evidence and open-set decision (``edge.core.track_decision``).
@@ -16,7 +17,6 @@ unknown visitors is counted (a number, nothing more).
 
 from __future__ import annotations
 
-import copy
 import threading
 from dataclasses import dataclass, field
 
@@ -30,6 +30,7 @@ from edge.core.track_decision import FrameEvidence, TrackEvidence
 from edge.core.tracker import Box, IouTracker
 from edge.core.visits import ArrivalDecision as _ArrivalDecision
 from edge.core.visits import VisitBook as _VisitBook
+from edge.lobby_detect import RectSCRFD
 from edge.vision.detector import SCRFDDetector, YuNetDetector
 from edge.vision.engine import FaceEngine, measure_quality
 from edge.vision.recognizer import align_face
@@ -76,13 +77,11 @@ class CameraState:
     tracks: dict[int, TrackState] = field(default_factory=dict)
 
 
-def scaled_detector(engine: FaceEngine, size: int) -> SCRFDDetector | YuNetDetector:
-    """The engine's detector at the lobby's input size (same ONNX session, own size)."""
+def lobby_detector(engine: FaceEngine, size: int) -> RectSCRFD | YuNetDetector:
+    """The engine's detector for whole camera frames: SCRFD on a rectangular input
+    (same ONNX session); YuNet takes any input size as it is."""
     detector = engine.detector
-    if isinstance(detector, SCRFDDetector) and detector.input_size != size:
-        detector = copy.copy(detector)
-        detector.input_size = size
-    return detector
+    return RectSCRFD(detector, size) if isinstance(detector, SCRFDDetector) else detector
 
 
 class LobbyPipeline:
@@ -90,7 +89,7 @@ class LobbyPipeline:
         self.engine = engine
         self.gallery = gallery
         self.cfg = cfg
-        self.detector = scaled_detector(engine, cfg.lobby.detect_size)
+        self.detector = lobby_detector(engine, cfg.lobby.detect_size)
         self.cameras: dict[str, CameraState] = {}
         self.counts = {"frames": 0, "faces": 0, "tracks": 0, "embeds": 0, "decisions": 0,
                        "unknown": 0, "strangers": 0}
@@ -152,7 +151,7 @@ class LobbyPipeline:
         return self.cameras[camera_id]
 
     def _detect(self, frame: np.ndarray) -> list[Face]:
-        if isinstance(self.detector, SCRFDDetector):
+        if isinstance(self.detector, RectSCRFD):
             return self.detector.detect(frame)
         scale = min(1.0, self.cfg.lobby.detect_size / max(frame.shape[:2]))
         if scale >= 1.0:
