@@ -28,6 +28,7 @@ COMMANDS = (
     "demo",
     "provision",
     "mqtt",
+    "auth",
     "synth",
 )
 
