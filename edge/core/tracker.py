@@ -2,7 +2,8 @@
 
 A face box seen in frame t is matched to the track whose *predicted* box (last box
 moved by its velocity for the elapsed time) overlaps it most, highest IoU first, as
-long as the IoU is at least ``iou_threshold``.  Unmatched detections start new
+long as the IoU is at least ``iou_threshold`` (failing that, a nearby box of
+similar size matches, after all IoU matches).  Unmatched detections start new
 tracks; a track that finds no detection survives ``max_missed_s`` seconds (brief
 occlusion, a missed detection) before it ends.  Lobby faces move smoothly toward the
 camera, so this simple ByteTrack-without-scores scheme is enough and costs
@@ -18,6 +19,23 @@ Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 
 # How much of a new velocity estimate replaces the old one (exponential smoothing).
 VELOCITY_GAIN = 0.5
+# Fallback when boxes do not overlap enough (a fast face at 10 analysed fps, or a
+# track without a velocity yet): centres closer than this fraction of the box
+# width, with similar sizes, still match, ranked after every IoU match.
+MAX_CENTER_SHIFT = 0.8
+MAX_SIZE_RATIO = 1.6
+FALLBACK_WEIGHT = 0.01
+
+
+def center_affinity(a: Box, b: Box) -> float:
+    """A small positive score for nearby boxes of similar size, else 0."""
+    wa, wb = a[2] - a[0], b[2] - b[0]
+    if wa <= 0 or wb <= 0 or max(wa, wb) / min(wa, wb) > MAX_SIZE_RATIO:
+        return 0.0
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    shift = (dx * dx + dy * dy) ** 0.5 / ((wa + wb) / 2)
+    return FALLBACK_WEIGHT * (1 - shift / MAX_CENTER_SHIFT) if shift < MAX_CENTER_SHIFT else 0.0
 
 
 def iou(a: Box, b: Box) -> float:
@@ -87,7 +105,9 @@ class IouTracker:
             predicted = track.predict(ts)
             for det, box in enumerate(boxes):
                 overlap = iou(predicted, box)
-                if overlap >= self.iou_threshold:
+                if overlap < self.iou_threshold:
+                    overlap = center_affinity(predicted, box)
+                if overlap > 0:
                     pairs.append((overlap, det, track.track_id))
         pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
         return pairs
