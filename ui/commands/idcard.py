@@ -1,0 +1,157 @@
+"""``branch-pad idcard``: read a card, run the reader simulator, check a passport MRZ."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.errors import USER_ERRORS
+from ui.idcard import has_errors, validate_card
+from ui.idcard.card import CardReadError
+from ui.idcard.mrz import MrzError, parse_mrz
+from ui.idcard.photo import load_decoder
+from ui.idcard.reader import decode_photo, read_card
+from ui.idcard.sdk import SdtApiReader, TermbReader
+from ui.idcard.simulator import PtySimulator, SimulatorError, load_cards
+
+EXIT_OK, EXIT_RULES_FAILED, EXIT_USER_ERROR = 0, 1, 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("idcard", help="ID-card reader: read a card, simulate a reader, check MRZ")
+    sub = parser.add_subparsers(dest="idcard_command", metavar="ACTION", required=True)
+
+    read = sub.add_parser("read", help="read one card from a reader (or the simulator) and print it")
+    read.add_argument("--port", help="serial port / pty path (or hidraw path with --hid)")
+    read.add_argument("--hid", action="store_true", help="the reader is the HID variant (no preamble)")
+    read.add_argument("--sdk", type=Path, help="read through a vendor SDK library instead of the port")
+    read.add_argument("--sdk-kind", choices=("sdt", "termb"), default="sdt", help="SDK flavour (default sdt)")
+    read.add_argument("--sdk-port", type=int, default=1001, help="SDK port: 1-16 COM, 1001-1016 USB")
+    read.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a card (default 5)")
+    read.add_argument("--decoder", help="photo decoder: vendor:/path/libwlt.so[:entry] or simulator:FILE")
+    read.add_argument("--photo-out", type=Path, help="write the decoded photo (JPEG) to this file")
+    read.add_argument("--appended-address", action="store_true", help="also read the appended address")
+    read.add_argument("--today", type=dt.date.fromisoformat, help="validate as of this date (YYYY-MM-DD)")
+    read.add_argument("--json", action="store_true", help="print JSON")
+    read.set_defaults(func=_guarded(run_read))
+
+    simulate = sub.add_parser("simulate", help="run the reader simulator on a pseudo-terminal")
+    simulate.add_argument("--cards", type=Path, required=True, help="card file (TOML or JSON)")
+    simulate.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
+                          help="inject a fault (repeatable), e.g. slow=0.5, card_not_removed")
+    simulate.add_argument("--json", action="store_true", help="print the port as JSON")
+    simulate.set_defaults(func=_guarded(run_simulate))
+
+    mrz = sub.add_parser("mrz", help="parse and check a passport/ID MRZ (TD3 2x44, TD1 3x30)")
+    mrz.add_argument("file", type=Path, help="text file with the MRZ lines, '-' for stdin")
+    mrz.add_argument("--json", action="store_true", help="print JSON")
+    mrz.set_defaults(func=_guarded(run_mrz))
+
+
+def _guarded(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except USER_ERRORS as exc:
+            code = getattr(exc, "code", "")
+            if getattr(args, "json", False):
+                print(json.dumps({"ok": False, "error": code, "message": str(exc)}, ensure_ascii=False))
+            print(f"branch-pad idcard: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+    return run
+
+
+def _read(args: argparse.Namespace) -> Any:
+
+    decoder = load_decoder(args.decoder)
+    if args.sdk is not None:
+        kind = SdtApiReader if args.sdk_kind == "sdt" else TermbReader
+        return decode_photo(kind(args.sdk, args.sdk_port).read_card(), decoder)
+    if not args.port:
+        raise CardReadError("give --port PATH (serial/pty/hidraw) or --sdk LIBRARY", "bad_port")
+    return read_card(args.port, args.timeout, decoder, hid=args.hid,
+                     appended_address=args.appended_address)
+
+
+def run_read(args: argparse.Namespace) -> int:
+    card = _read(args)
+    problems = validate_card(card, args.today)
+    photo = None
+    if args.photo_out is not None and card.photo_jpeg is not None:
+        args.photo_out.write_bytes(card.photo_jpeg)
+        photo = str(args.photo_out)
+    if args.json:
+        out = {"ok": True, "card": card.to_dict() | {"masked_id": card.masked_id, "photo": photo},
+               "problems": [{"code": p.code, "severity": p.severity, "message_zh": p.message_zh,
+                             "message_en": p.message_en} for p in problems],
+               "valid": not has_errors(problems)}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        _print_card(card, problems, photo)
+    return EXIT_RULES_FAILED if has_errors(problems) else EXIT_OK
+
+
+def _print_card(card: Any, problems: list[Any], photo: str | None) -> None:
+    print(f"{card.type_name} / {card.type_name_en}")
+    for label, value in (("name", card.name), ("name_en", card.name_en), ("gender", card.gender),
+                         ("nation", card.nation), ("birth", card.birth), ("id_number", card.masked_id),
+                         ("valid", f"{card.valid_from} - {card.valid_to}"), ("authority", card.authority),
+                         ("nationality", card.nationality), ("pass_number", card.pass_number)):
+        if value:
+            print(f"  {label:12} {value}")
+    print(f"  {'photo':12} {photo or ('decoded' if card.photo_jpeg else card.photo_error)}")
+    for p in problems:
+        print(f"  [{p.severity}] {p.code}: {p.message_zh} / {p.message_en}")
+    if not problems:
+        print("  all checks passed")
+
+
+def _parse_faults(items: list[str]) -> dict[str, float]:
+    faults = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            faults[name] = float(value) if value else 1.0
+        except ValueError:
+            raise SimulatorError(f"fault {item!r}: the value must be a number") from None
+    return faults
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    deck = load_cards(args.cards)
+    with PtySimulator(deck) as sim:
+        for name, value in _parse_faults(args.fault).items():
+            sim.sim.set_fault(name, value)
+        if args.json:
+            print(json.dumps({"port": sim.path, "cards": len(deck.cards)}), flush=True)
+        else:
+            print(sim.path, flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            pass
+    return EXIT_OK
+
+
+def run_mrz(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MrzError(f"cannot read {args.file}: {exc}") from exc
+    mrz = parse_mrz(text)
+    if args.json:
+        fields = {k: v for k, v in vars(mrz).items() if k != "problems"}
+        print(json.dumps({"ok": True, "mrz": fields, "valid": mrz.valid,
+                          "problems": [p.code for p in mrz.problems]}, indent=2))
+    else:
+        print(f"{mrz.format} {mrz.document_code} {mrz.issuing_state} {mrz.surname}, {mrz.given_names}")
+        failed = ", ".join(p.code for p in mrz.problems)
+        print("  all check digits valid" if mrz.valid else f"  failed: {failed}")
+    return EXIT_OK if mrz.valid else EXIT_RULES_FAILED
