@@ -14,8 +14,8 @@ import pytest
 from edge.auth import Verifier, load_policies
 from edge.core.auth_policy import decide
 from edge.crypto import KeyRing
-from edge.store import Store
 from edge.evaluate import Options, evaluate_faces
+from edge.store import Store
 from edge.vision.card_photo import CARD_SIZE, CardLook, degrade_card, jpeg_bytes
 from edge.vision.imageio import load_image
 from mqtt.messages import AuthRequest, CardFields, utc_now
