@@ -1,8 +1,9 @@
 """Building arrival events: the single place where what the store knows about
 a customer becomes the message an RM's PAD shows.
 
-Until the portrait/recommendation work lands, the portrait holds what the store
-has (name, tier, RM); richer portraits plug in here, nowhere else.
+With a ``PortraitBuilder`` (``edge.portrait``) and CRM data for the customer,
+the arrival carries the full portrait, recommendations and talking points in
+both languages; otherwise the portrait holds what the store has (tier).
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from edge.store import Customer
 from mqtt.messages import MAX_IMAGE_B64, Arrival, CustomerCard, Portrait
+
+if TYPE_CHECKING:
+    from edge.portrait import PortraitBuilder, PortraitBundle
 
 ARRIVAL_TTL = timedelta(minutes=15)
 THUMBNAIL_SIDE = 112
@@ -44,22 +49,38 @@ def thumbnail_b64(crop: np.ndarray, max_bytes: int = THUMBNAIL_MAX_BYTES) -> str
 
 
 def build_arrival(
-    branch_id: str, customer: Customer, sighting: Sighting, visit_id: str | None = None
+    branch_id: str, customer: Customer, sighting: Sighting, visit_id: str | None = None, *,
+    portraits: PortraitBuilder | None = None, today: date | None = None,
 ) -> Arrival:
+    """``today`` (for life events) defaults to the sighting's date on this PC's clock."""
+    visit = visit_id or str(uuid.uuid4())
+    bundle = None
+    if portraits is not None:
+        day = today or sighting.seen_at.astimezone().date()
+        bundle = portraits.build(customer.customer_id, day, visit_id=visit, rm_id=customer.assigned_rm)
     return Arrival(
         branch_id=branch_id,
         expires_at=sighting.seen_at + ARRIVAL_TTL,
-        visit_id=visit_id or str(uuid.uuid4()),
+        visit_id=visit,
         camera_id=sighting.camera_id,
         seen_at=sighting.seen_at,
         customer=CustomerCard(
             customer_id=customer.customer_id,
             display_name=customer.display_name or "",
             tier=customer.tier or "",
-            masked_id_number="",
-            masked_account="",
+            masked_id_number=bundle.masked_id_number if bundle else "",
+            masked_account=bundle.masked_account if bundle else "",
         ),
         assigned_rm=customer.assigned_rm or None,
         thumbnail_jpeg_b64=thumbnail_b64(sighting.face_crop) if sighting.face_crop is not None else None,
-        portrait=Portrait(segment=customer.tier or "", aum_band="", risk_level=""),
+        portrait=bundle.portrait if bundle else Portrait(segment=customer.tier or "", aum_band="",
+                                                          risk_level=""),
+        **_extras(bundle),
     )
+
+
+def _extras(bundle: PortraitBundle | None) -> dict[str, Any]:
+    if bundle is None:
+        return {}
+    return {"recommendations": bundle.recommendations, "talking_points": bundle.talking_points,
+            "talking_points_en": bundle.talking_points_en}

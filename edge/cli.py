@@ -30,6 +30,9 @@ COMMANDS = (
     "mqtt",
     "auth",
     "synth",
+    "crm",
+    "evaluate_recommender",
+    "report",
 )
 
 

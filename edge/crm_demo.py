@@ -322,3 +322,12 @@ def load_demo_crm(db_path: Path, customers: list[DemoPerson], today: date, folde
     paths = generate_demo_crm(customers, today, extra, seed).write_csv(folder)
     with CrmStore.open(db_path) as crm:
         return import_files(crm, paths)
+
+
+def demo_people(count: int = 20) -> list[Person]:
+    """The demo branch's customers as ``edge.demo`` names them (ids, names, tiers, RMs)."""
+    from edge import demo  # noqa: PLC0415 - edge.demo pulls in the face engine
+
+    return [Person(f"C2026{i + 1:05d}", demo.SURNAMES[i % len(demo.SURNAMES)]
+                   + demo.GIVEN_NAMES[(i * 7) % len(demo.GIVEN_NAMES)], demo.TIERS[i % len(demo.TIERS)],
+                   demo.RMS[i % len(demo.RMS)]) for i in range(count)]

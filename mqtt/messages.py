@@ -115,6 +115,9 @@ class Portrait:
     preferences: list[str] = field(default_factory=list, metadata=most(50))
     recent_interactions: list[Interaction] = field(default_factory=list, metadata=most(20))
     life_events: list[LifeEvent] = field(default_factory=list, metadata=most(20))
+    risk_assessment_expires_on: date | None = None
+    # expiring: within [crm] assessment_warning_days; unknown: no CRM data for the customer
+    risk_assessment: Literal["valid", "expiring", "expired", "missing", "unknown"] = "unknown"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +125,9 @@ class Recommendation:
     product_id: str = ident()
     name: str = text(120)
     reason: str = text(300)
+    reason_en: str = text(300, default="")
+    category: str = text(32, default="")
+    risk_rating: str = text(8, default="")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,7 +144,8 @@ class Arrival(Expiring):
     thumbnail_jpeg_b64: str | None = image()
     portrait: Portrait
     recommendations: list[Recommendation] = field(default_factory=list, metadata=most(20))
-    talking_points: list[str] = field(default_factory=list, metadata=most(20))
+    talking_points: list[str] = field(default_factory=list, metadata=most(20))  # zh-CN
+    talking_points_en: list[str] = field(default_factory=list, metadata=most(20))
 
 
 # --- RM feedback -------------------------------------------------------------

@@ -1,0 +1,135 @@
+"""``branch-edge crm``: import CRM exports and the product catalogue, generate the
+demo CRM, and show a customer's portrait."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+KIND_OPTIONS = ("products", "customers", "holdings", "transactions", "interactions")
+
+
+def add_db_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="edge TOML config (default: built-in)")
+    parser.add_argument("--db", type=Path, help="CRM database (default: [crm] path, else [store] path)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def crm_db(args: argparse.Namespace) -> Path:
+    from edge.config import load_config
+
+    cfg = load_config(args.config)
+    return Path(args.db or cfg.crm.path or cfg.store.path)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from err
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("crm", help="import CRM data and the product catalogue; show portraits")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = actions.add_parser("import", help="import CSV or JSON files (validated row by row)")
+    for kind in KIND_OPTIONS:
+        imp.add_argument(f"--{kind}", type=Path, metavar="FILE", help=f"{kind} file (.csv or .json)")
+    imp.add_argument("--dir", type=Path, help="folder with <kind>.csv or <kind>.json files")
+    add_db_arguments(imp)
+    imp.set_defaults(func=run_import)
+    demo = actions.add_parser("demo", help="generate the fictional demo CRM and import it")
+    demo.add_argument("--out", type=Path, default=Path("demo-output/crm"), help="where the CSVs go")
+    demo.add_argument("--today", type=parse_day, help="date the life events are set around (default today)")
+    demo.add_argument("--extra", type=int, default=380, help="fictional customers besides the demo's 20")
+    add_db_arguments(demo)
+    demo.set_defaults(func=run_demo)
+    show = actions.add_parser("show", help="print a customer's portrait, recommendations, talking points")
+    show.add_argument("customer_id")
+    show.add_argument("--today", type=parse_day, help="default today")
+    add_db_arguments(show)
+    show.set_defaults(func=run_show)
+
+
+def files_from(args: argparse.Namespace) -> dict[str, Path]:
+    files = {k: getattr(args, k) for k in KIND_OPTIONS if getattr(args, k)}
+    if args.dir:
+        for kind in KIND_OPTIONS:
+            for suffix in (".csv", ".json"):
+                candidate = args.dir / f"{kind}{suffix}"
+                if kind not in files and candidate.is_file():
+                    files[kind] = candidate
+    return files
+
+
+def print_reports(reports: list[Any], as_json: bool) -> int:
+    rejected = sum(len(r.rejected) for r in reports)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+        return 1 if rejected else 0
+    for r in reports:
+        print(f"{r.kind:<13} {r.source}: {r.rows} rows, {r.inserted} new, {r.updated} updated, "
+              f"{r.unchanged} unchanged, {len(r.rejected)} rejected")
+        for rejection in r.rejected:
+            print(f"  {rejection.where}: {'; '.join(rejection.reasons)}")
+    return 1 if rejected else 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from edge.crm import CrmError, CrmStore
+    from edge.crm_import import import_files
+
+    files = files_from(args)
+    if not files:
+        raise CrmError("nothing to import: give --customers, --holdings, ... or --dir")
+    with CrmStore.open(crm_db(args)) as crm:
+        return print_reports(import_files(crm, files), args.json)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from edge.crm_demo import demo_people, load_demo_crm
+
+    reports = load_demo_crm(crm_db(args), demo_people(), args.today or date.today(), args.out,
+                            extra=args.extra)
+    return print_reports(reports, args.json)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.crm import CrmError
+    from edge.portrait import PortraitBuilder
+    from mqtt.codec import _to_json
+
+    cfg = load_config(args.config)
+    builder = PortraitBuilder.open(cfg, args.db)
+    try:
+        bundle = builder.build(args.customer_id, args.today or date.today())
+    finally:
+        builder.close()
+    if bundle is None:
+        raise CrmError(f"customer {args.customer_id} is not in the CRM")
+    data = _to_json(bundle)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print_bundle(data)
+    return 0
+
+
+def print_bundle(data: dict[str, Any]) -> None:
+    p = data["portrait"]
+    out = sys.stdout
+    out.write(f"segment {p['segment']}  AUM {p['aum_band']}  risk {p['risk_level']} "
+              f"(assessment until {p['risk_assessment_expires_on']}"
+              f", {p['risk_assessment']})\n")
+    out.write("holdings: " + ", ".join(f"{h['category']} {h['amount_band']}" for h in p["holdings"]) + "\n")
+    for event in p["life_events"]:
+        out.write(f"event: {event['note']}\n")
+    for r in data["recommendations"]:
+        out.write(f"recommend {r['product_id']} {r['name']}: {r['reason']}\n")
+    for point in data["talking_points"] + data["talking_points_en"]:
+        out.write(f"  - {point}\n")
