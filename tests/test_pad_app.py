@@ -14,7 +14,7 @@ import pytest
 from PyQt6.QtCore import Qt
 
 from edge.crm import CrmStore
-from edge.pad_outcomes import OutcomeRecorder
+from edge.outcomes import OutcomeSink, record_outcome
 from mqtt.client import BranchClient
 from mqtt.codec import encode
 from mqtt.messages import Claim, utc_now
@@ -171,14 +171,11 @@ def test_outcome_round_trip_to_the_edge_store(qtbot, start_pad, edge, tmp_path: 
         qtbot.mouseClick(rm.outcome.submit_button, Qt.MouseButton.LeftButton)
     assert rm.status.text() == "Outcome recorded"
     with CrmStore.open(tmp_path / "crm.db") as store:
-        recorder = OutcomeRecorder(store)
-        deadline = time.monotonic() + 10
-        stored = 0
-        while not stored and time.monotonic() < deadline:
-            stored = recorder.drain(edge.receiver.queue, timeout=0.2)  # type: ignore[union-attr]
+        sink = OutcomeSink(store)  # the edge's outcome store (edge/outcomes.py)
+        sink(edge.receiver.queue.get(timeout=10))  # type: ignore[union-attr]
         row = store.execute("SELECT message_id, visit_id, rm_id, result, product_ids, follow_up_on, note "
                             "FROM crm_outcomes").fetchall()
-        assert not recorder.record(sent.args[0]), "the same outcome is stored once"
+        assert not record_outcome(store, sent.args[0]), "the same outcome is stored once"
     follow = (utc_now().astimezone().date() + timedelta(days=7)).isoformat()
     assert row == [(sent.args[0].id, arrival.visit_id, "rm-1", "product_sold", '["wm-r2-180"]', follow,
                     "wants a call")]

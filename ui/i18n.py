@@ -72,7 +72,13 @@ _TABLE: dict[str, dict[str, str]] = {
     "event.maturity": {"zh-CN": "到期", "en": "Maturity"},
     "event.birthday": {"zh-CN": "生日", "en": "Birthday"},
     "event.idle_balance": {"zh-CN": "闲置资金", "en": "Idle balance"},
-    "event.risk_expiring": {"zh-CN": "风评到期", "en": "Risk assessment expiring"},
+    "event.assessment_expiring": {"zh-CN": "风评即将到期", "en": "Risk assessment expiring"},
+    "event.assessment_expired": {"zh-CN": "风评已过期", "en": "Risk assessment expired"},
+    "risk.expiring": {"zh-CN": "风险评估将于 {on} 到期，请提醒客户重新评估",
+                      "en": "Risk assessment expires on {on}: ask the customer to renew it"},
+    "risk.expired": {"zh-CN": "风险评估已过期（{on}），须先重新评估再推荐产品",
+                     "en": "Risk assessment expired ({on}): renew it before recommending products"},
+    "risk.missing": {"zh-CN": "没有风险评估记录", "en": "No risk assessment on file"},
 }
 
 

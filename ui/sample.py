@@ -54,6 +54,7 @@ def sample_arrival(
 ) -> Arrival:
     seen = seen_at or utc_now()
     today = seen.date()
+    maturity = today + timedelta(days=6)
     return Arrival(
         branch_id=branch_id,
         sent_at=seen,
@@ -61,32 +62,38 @@ def sample_arrival(
         visit_id=visit_id or str(uuid.uuid4()),
         camera_id="lobby-1",
         seen_at=seen,
-        customer=CustomerCard(customer_id=customer_id, display_name=name, tier="钻石 Diamond",
+        customer=CustomerCard(customer_id=customer_id, display_name=name, tier="钻石",
                               masked_id_number="1101**********1234", masked_account="6222 **** **** 5678"),
         assigned_rm=assigned_rm,
         thumbnail_jpeg_b64=drawn_face_jpeg(seed),
         portrait=_portrait(today),
         recommendations=[
-            Recommendation(product_id="td-3y", name="三年期大额存单 3-year CD",
-                           reason="定期存款 12-05 到期 / deposit matures 12-05: roll over"),
-            Recommendation(product_id="wm-r2-180", name="稳健理财 180天 Steady WM 180d",
-                           reason="70% 同类客户持有 / 70% of similar customers hold it"),
+            Recommendation(product_id="td-3y", name="三年期大额存单", category="deposit", risk_rating="R1",
+                           reason=f"定期存款将于 {maturity:%m-%d} 到期：可转存三年期大额存单",
+                           reason_en=f"Deposit matures on {maturity:%m-%d}: roll it into the 3-year CD"),
+            Recommendation(product_id="wm-r2-180", name="稳健理财180天", category="wealth", risk_rating="R2",
+                           reason="70% 的同类客户持有此产品",
+                           reason_en="70% of customers like this one hold it"),
         ],
-        talking_points=["您的定期存款下周到期，可以了解一下续存方案。",
-                        "Your deposit matures next week: offer the 3-year CD."],
+        talking_points=["您的200万定期存款下周到期，可以了解一下三年期大额存单的续存方案。",
+                        "生日快乐！本周来访可领取生日礼遇。"],
+        talking_points_en=["Your 2M CNY deposit matures next week: the 3-year CD keeps the rate.",
+                           "Happy birthday this week: a birthday gift is waiting at the counter."],
     )
 
 
 def _portrait(today: date) -> Portrait:
     return Portrait(
-        segment="稳健增值 steady growth",
-        aum_band="500万-1000万 5M-10M",
+        segment="稳健增值",
+        aum_band="500万-1000万",
         risk_level="C3",
-        holdings=[Holding(category="存款 deposit", amount_band="100万-500万"),
-                  Holding(category="理财 WM", amount_band="50万-100万")],
-        preferences=["上午来访 mornings", "中文 Chinese"],
-        recent_interactions=[Interaction(on=today - timedelta(days=21), channel="phone",
-                                         summary="询问理财收益 asked about WM yields")],
+        risk_assessment="expiring",
+        risk_assessment_expires_on=today + timedelta(days=20),
+        holdings=[Holding(category="存款", amount_band="100万-500万"),
+                  Holding(category="理财", amount_band="50万-100万")],
+        preferences=["上午来访", "中文服务"],
+        recent_interactions=[Interaction(on=today - timedelta(days=21), channel="电话",
+                                         summary="询问理财收益")],
         life_events=[LifeEvent(kind="maturity", on=today + timedelta(days=6), note="定期存款 200万 CNY"),
                      LifeEvent(kind="birthday", on=today + timedelta(days=2), note="")],
     )

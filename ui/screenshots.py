@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 def save_png(widget: QWidget, path: Path) -> Path:
     """Render ``widget`` (shown or not) into ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    QApplication.sendPostedEvents()  # pending layout requests: grab what the user would see
+    QApplication.processEvents()
     if not widget.grab().save(str(path), "PNG"):
         raise OSError(f"could not write {path}")
     return path

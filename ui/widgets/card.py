@@ -17,7 +17,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from mqtt.messages import Arrival, Portrait
+from mqtt.messages import Arrival, Portrait, Recommendation
 from ui.feed import ClaimState
 from ui.i18n import Texts
 from ui.metrics import Metrics
@@ -66,8 +66,11 @@ class CustomerCardView(QScrollArea):
         self._layout.addLayout(self._header(arrival))
         self._layout.addLayout(self._claim_row(claim))
         self._add_portrait(arrival.portrait)
-        self._add_list("card.recommendations", [f"{r.name} — {r.reason}" for r in arrival.recommendations])
-        self._add_list("card.talking_points", arrival.talking_points)
+        self._add_list("card.recommendations", [self._recommendation(r) for r in arrival.recommendations])
+        points = arrival.talking_points
+        if self.texts.language == "en" and arrival.talking_points_en:
+            points = arrival.talking_points_en
+        self._add_list("card.talking_points", points)
         self._layout.addStretch(1)
 
     def _detach_buttons(self) -> None:
@@ -122,6 +125,11 @@ class CustomerCardView(QScrollArea):
             row.addWidget(button)
         return row
 
+    def _recommendation(self, rec: Recommendation) -> str:
+        reason = rec.reason_en if self.texts.language == "en" and rec.reason_en else rec.reason
+        rating = f" [{rec.risk_rating}]" if rec.risk_rating else ""
+        return f"{rec.name}{rating} — {reason}"
+
     def _add_portrait(self, portrait: Portrait) -> None:
         t = self.texts
         self._layout.addWidget(label(t("card.portrait"), "section"))
@@ -129,6 +137,10 @@ class CustomerCardView(QScrollArea):
                    f"{t('card.aum')}: {portrait.aum_band or '-'}",
                    f"{t('card.risk')}: {portrait.risk_level or '-'}"]
         self._layout.addWidget(label("   ".join(summary)))
+        if portrait.risk_assessment in ("expiring", "expired", "missing"):
+            until = portrait.risk_assessment_expires_on
+            warning = t(f"risk.{portrait.risk_assessment}", on=until.isoformat() if until else "-")
+            self._layout.addWidget(label(warning, "claim_other"))
         if portrait.holdings:
             holdings = "; ".join(f"{h.category} {h.amount_band}" for h in portrait.holdings)
             self._layout.addWidget(label(f"{t('card.holdings')}: {holdings}"))

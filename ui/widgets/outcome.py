@@ -51,6 +51,7 @@ class OutcomePanel(QWidget):
         self.follow_up = QCheckBox()
         self.follow_up_on = QDateEdit()
         self.follow_up_on.setCalendarPopup(True)
+        self.follow_up_on.setDisplayFormat("yyyy-MM-dd")
         self.note_label = label("", "section")
         self.note = QLineEdit()
         self.note.setMaxLength(500)
