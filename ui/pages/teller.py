@@ -1,0 +1,385 @@
+"""Teller mode: choose the transaction, read the ID card, capture the live face, ask the edge.
+
+The reader (``ui.idcard.reader.IdReader``) and the counter camera are polled
+from GUI timers, so the widgets never see another thread.  Without a reader or
+camera configured the page still works for the parts it can: its status line
+says what is missing.  Configuration (environment, until the PAD config has a
+section for it): ``BRANCH_PAD_IDCARD_PORT`` (serial port of the reader),
+``BRANCH_PAD_WLT_DECODER`` (vendor photo library), ``BRANCH_PAD_CAMERA``
+(camera index, or a folder of images for demos).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from collections import deque
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from PyQt6.QtCore import QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
+from ui.i18n import Texts
+from ui.idcard.card import IdCard
+from ui.idcard.reader import IdReader, ReaderEvent
+from ui.pages.auth_words import reason_lines, scenarios, score_lines
+from ui.pages.base import PageContext
+from ui.widgets.common import label, placeholder_pixmap
+
+READER_POLL_MS = 100
+PREVIEW_MS = 150
+LIVE_FRAMES = 3
+MAX_LIVE_JPEG = 70 * 1024  # stays under the message's 96 KB base64 limit
+REQUEST_TTL = timedelta(seconds=60)
+CARD_TYPE_NAMES = {" ": "resident", "J": "gat_permit", "I": "foreigner_2017", "Y": "foreigner_2023"}
+
+
+class FrameSource(Protocol):
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+class CameraFrames:
+    """The counter camera (OpenCV index)."""
+
+    def __init__(self, index: int) -> None:
+        self.capture = cv2.VideoCapture(index)
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self.capture.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class FolderFrames:
+    """Images from a folder, in turn: for demos and tests on machines without a camera."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.images = [img for p in paths if (img := cv2.imread(str(p))) is not None]
+        self.index = 0
+
+    def read(self) -> np.ndarray | None:
+        if not self.images:
+            return None
+        image = self.images[self.index % len(self.images)]
+        self.index += 1
+        return image
+
+    def close(self) -> None:
+        self.images = []
+
+
+def live_jpeg_b64(frame: np.ndarray) -> str:
+    """A live frame as base64 JPEG, at most 640 px wide and under the size limit."""
+    scale = min(1.0, 640 / max(frame.shape[:2]))
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+    for quality in (85, 70, 55, 40):
+        ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and data.size <= MAX_LIVE_JPEG:
+            break
+    return base64.b64encode(data.tobytes()).decode("ascii")
+
+
+def card_date(text: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None  # "长期" (long-term) or empty
+
+
+def card_fields(card: IdCard) -> CardFields:
+    return CardFields(
+        card_type=CARD_TYPE_NAMES.get(card.card_type, card.card_type), id_number=card.id_number,
+        name=(card.name or card.name_en)[:80], birth_date=card_date(card.birth),
+        valid_from=card_date(card.valid_from), valid_until=card_date(card.valid_to),
+        gender=card.gender, nation_code=card.nation_code,
+    )
+
+
+def frame_pixmap(frame: np.ndarray, side: int) -> QPixmap:
+    rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy()).scaledToWidth(side)
+
+
+class CardPanel(QWidget):
+    """The card that was read: photo, masked fields, validation result."""
+
+    def __init__(self, context: PageContext) -> None:
+        super().__init__()
+        self.context = context
+        self.photo = label("")
+        self.fields = label("")
+        self.checks = label("")
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.photo)
+        text = QVBoxLayout()
+        text.addWidget(self.fields)
+        text.addWidget(self.checks)
+        layout.addLayout(text, 1)
+
+    def show_card(self, card: IdCard | None, texts: Texts) -> None:
+        side = self.context.metrics.photo_px
+        if card is None:
+            self.photo.setPixmap(placeholder_pixmap(side, texts("auth.card.photo")))
+            self.fields.setText(texts("auth.card.none"))
+            self.checks.clear()
+            return
+        pixmap = QPixmap()
+        if card.photo_jpeg is None or not pixmap.loadFromData(card.photo_jpeg):
+            pixmap = placeholder_pixmap(side, texts("auth.card.photo"))
+        self.photo.setPixmap(pixmap.scaledToWidth(side))
+        kind = card.type_name if texts.language.startswith("zh") else card.type_name_en
+        self.fields.setText(f"{kind}\n{card.name or card.name_en}\n{card.masked_id}\n"
+                            f"{card.valid_from} – {card.valid_to}")
+        problems = card.problems()
+        self.checks.setText("\n".join(p.message(texts.language) for p in problems)
+                            or texts("auth.card.ok"))
+
+
+class TellerPage(QWidget):
+    """Signals:
+    request_sent(AuthRequest): a verification request went to the outbox.
+    result_shown(AuthResponse): an answer from the edge (interim escalations included).
+    """
+
+    request_sent = pyqtSignal(object)
+    result_shown = pyqtSignal(object)
+
+    def __init__(self, context: PageContext, reader: IdReader | None = None,
+                 camera: FrameSource | None = None) -> None:
+        super().__init__()
+        self.context = context
+        self.texts = context.texts
+        self.reader = reader
+        self.camera = camera
+        self.card: IdCard | None = None
+        self.recent: deque[np.ndarray] = deque(maxlen=LIVE_FRAMES)
+        self.captured: list[np.ndarray] = []
+        self.pending_id: str | None = None
+        self.reader_status = "none" if reader is None else "stopped"
+        self.reader_error = ""
+        self._make_widgets()
+        self._lay_out()
+        self._connect()
+        self.retranslate(context.texts)
+        self._start_devices()
+
+    def _make_widgets(self) -> None:
+        self.scenario = QComboBox()
+        self.customer = QLineEdit()
+        self.amount = QLineEdit()
+        self.consent = QCheckBox()
+        self.consent.setChecked(True)
+        self.reader_label = label("")
+        self.card_panel = CardPanel(self.context)
+        self.preview = label("")
+        self.capture_button = QPushButton()
+        self.captured_label = label("")
+        self.verify_button = QPushButton()
+        self.result = label("", "title")
+        self.reasons = label("")
+        self.reader_timer = QTimer(self)
+        self.preview_timer = QTimer(self)
+
+    def _lay_out(self) -> None:
+        touch = self.context.metrics.touch_px
+        for widget in (self.scenario, self.customer, self.amount, self.capture_button, self.verify_button):
+            widget.setMinimumHeight(touch)
+        self.form = QGridLayout()
+        self.form_labels = [label(""), label(""), label("")]
+        for row, widget in enumerate((self.scenario, self.customer, self.amount)):
+            self.form.addWidget(self.form_labels[row], row, 0)
+            self.form.addWidget(widget, row, 1)
+        left = QVBoxLayout()
+        left.addLayout(self.form)
+        left.addWidget(self.reader_label)
+        left.addWidget(self.card_panel)
+        left.addWidget(self.consent)
+        left.addWidget(self.verify_button)
+        left.addWidget(self.result)
+        left.addWidget(self.reasons)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.preview, 1)
+        right.addWidget(self.capture_button)
+        right.addWidget(self.captured_label)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 3)
+        layout.addLayout(right, 2)
+
+    def _connect(self) -> None:
+        self.context.bridge.message_received.connect(self.on_message)
+        self.capture_button.clicked.connect(self.on_capture_clicked)
+        self.verify_button.clicked.connect(self.on_verify_clicked)
+        self.reader_timer.timeout.connect(self.on_reader_timeout)
+        self.preview_timer.timeout.connect(self.on_preview_timeout)
+
+    def _start_devices(self) -> None:
+        if self.reader is not None:
+            self.reader.start()
+            self.reader_timer.start(READER_POLL_MS)
+        if self.camera is not None:
+            self.preview_timer.start(PREVIEW_MS)
+
+    def close_devices(self) -> None:
+        self.reader_timer.stop()
+        self.preview_timer.stop()
+        if self.reader is not None:
+            self.reader.stop()
+        if self.camera is not None:
+            self.camera.close()
+
+    def retranslate(self, texts: Texts) -> None:
+        self.texts = texts
+        current = self.scenario.currentData()
+        self.scenario.clear()
+        for policy in scenarios():
+            self.scenario.addItem(policy.title(texts.language), policy.name)
+        if current is not None:
+            self.scenario.setCurrentIndex(max(0, self.scenario.findData(current)))
+        for widget, key in zip(self.form_labels, ("auth.scenario", "auth.customer", "auth.amount"),
+                               strict=True):
+            widget.setText(texts(key))
+        self.consent.setText(texts("auth.consent"))
+        self.capture_button.setText(texts("auth.capture"))
+        self.verify_button.setText(texts("auth.verify"))
+        self.card_panel.show_card(self.card, texts)
+        self.show_reader_status()
+        self.captured_label.setText(texts("auth.captured", n=len(self.captured)))
+        if self.camera is None:
+            self.preview.setPixmap(placeholder_pixmap(self.context.metrics.photo_px * 2,
+                                                      texts("auth.live.none")))
+
+    # -- devices --
+
+    def show_reader_status(self) -> None:
+        t = self.texts
+        words = t(f"auth.reader.{self.reader_status}", error=self.reader_error)
+        self.reader_label.setText(t("auth.reader", status=words))
+
+    @pyqtSlot()
+    def on_reader_timeout(self) -> None:
+        assert self.reader is not None
+        while (event := self.reader.poll()) is not None:
+            self.on_reader_event(event)
+
+    def on_reader_event(self, event: ReaderEvent) -> None:
+        self.reader_status = event.status
+        self.reader_error = str(event.error) if event.error is not None else ""
+        if event.card is not None:
+            self.card = event.card
+            self.card_panel.show_card(self.card, self.texts)
+            self.result.clear()
+            self.reasons.clear()
+        self.show_reader_status()
+
+    @pyqtSlot()
+    def on_preview_timeout(self) -> None:
+        assert self.camera is not None
+        frame = self.camera.read()
+        if frame is None:
+            return
+        self.recent.append(frame)
+        self.preview.setPixmap(frame_pixmap(frame, self.context.metrics.photo_px * 2))
+
+    @pyqtSlot()
+    def on_capture_clicked(self) -> None:
+        self.captured = list(self.recent)
+        self.captured_label.setText(self.texts("auth.captured", n=len(self.captured)))
+
+    # -- the request --
+
+    def build_request(self) -> AuthRequest | str:
+        """The request to send, or the text key of what is missing."""
+        if self.card is None:
+            return "auth.need_card"
+        customer = self.customer.text().strip()
+        if not customer:
+            return "auth.need_customer"
+        amount_text = self.amount.text().strip().replace(",", "")
+        try:
+            amount = float(amount_text) if amount_text else None
+        except ValueError:
+            return "auth.bad_amount"
+        config = self.context.config
+        photo = self.card.photo_jpeg
+        live = [live_jpeg_b64(f) for f in self.captured] if self.consent.isChecked() else []
+        return AuthRequest(
+            branch_id=config.branch_id, expires_at=utc_now() + REQUEST_TTL, device_id=config.device_id,
+            teller_id=config.effective_rm_id, transaction_id=new_id().replace("-", "")[:32],
+            scenario=str(self.scenario.currentData()), account_holder_id=customer[:64],
+            card=card_fields(self.card),
+            card_photo_jpeg_b64=base64.b64encode(photo).decode("ascii") if photo else None,
+            live_jpeg_b64=live, amount=amount,
+        )
+
+    @pyqtSlot()
+    def on_verify_clicked(self) -> None:
+        request = self.build_request()
+        if isinstance(request, str):
+            self.result.setText(self.texts(request))
+            return
+        self.pending_id = request.id
+        self.context.publish(request)
+        self.result.setText(self.texts("auth.waiting"))
+        self.reasons.clear()
+        self.request_sent.emit(request)
+
+    @pyqtSlot(object)
+    def on_message(self, message: Message) -> None:
+        if not isinstance(message, AuthResponse) or message.request_id != self.pending_id:
+            return
+        t = self.texts
+        self.result.setText(t(f"auth.verdict.{message.verdict}"))
+        lines = reason_lines(message.reasons, t.language) + score_lines(message.scores, t)
+        if message.decided_by:
+            lines.append(t("auth.decided_by", who=message.decided_by))
+        self.reasons.setText("\n".join(lines))
+        if message.verdict != "escalate":
+            self.pending_id = None
+            self.captured = []
+        self.result_shown.emit(message)
+
+
+def devices_from_environment() -> tuple[IdReader | None, FrameSource | None]:
+    from ui.idcard.photo import load_decoder  # noqa: PLC0415 (ctypes vendor library, only when asked)
+    from ui.idcard.reader import open_transport  # noqa: PLC0415
+
+    port = os.environ.get("BRANCH_PAD_IDCARD_PORT")
+    reader = None
+    if port:
+        factory: Callable[[], object] = lambda: open_transport(port)  # noqa: E731
+        reader = IdReader(factory, load_decoder(os.environ.get("BRANCH_PAD_WLT_DECODER")))  # type: ignore[arg-type]
+    source = os.environ.get("BRANCH_PAD_CAMERA", "")
+    camera: FrameSource | None = None
+    if source.isdigit():
+        camera = CameraFrames(int(source))
+    elif source and Path(source).is_dir():
+        camera = FolderFrames(sorted(p for p in Path(source).iterdir() if p.is_file()))
+    return reader, camera
+
+
+def create_page(context: PageContext) -> QWidget:
+    reader, camera = devices_from_environment()
+    return TellerPage(context, reader, camera)
