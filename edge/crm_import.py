@@ -296,7 +296,11 @@ def _parse_one(raw: dict[str, str] | None, kind: str, known_customers: set[str])
 def import_file(crm: CrmStore, kind: str, path: Path) -> ImportReport:
     if kind not in KINDS:
         raise CrmError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    rows = read_rows(path, kind)
+    return _apply(crm, kind, path, read_rows(path, kind))
+
+
+def _apply(crm: CrmStore, kind: str, path: Path,
+           rows: list[tuple[str, dict[str, str] | None]]) -> ImportReport:
     report = ImportReport(kind, str(path), rows=len(rows))
     valid = validate(rows, kind, crm.known_ids("customers"), report)
     report.inserted, report.updated, report.unchanged = crm.upsert(kind, valid)
@@ -304,11 +308,11 @@ def import_file(crm: CrmStore, kind: str, path: Path) -> ImportReport:
 
 
 def import_files(crm: CrmStore, files: dict[str, Path]) -> list[ImportReport]:
-    """Import several files in dependency order (products, customers, then the rest)."""
+    """Import several files in dependency order (products, customers, then the rest).
+    Every file is read and its columns checked before anything is written."""
     unknown = sorted(set(files) - set(KINDS))
     if unknown:
         raise CrmError(f"unknown kind(s) {', '.join(unknown)}; one of {', '.join(KINDS)}")
-    for path in files.values():
-        if not path.is_file():
-            raise CrmError(f"{path}: no such file")
-    return [import_file(crm, kind, files[kind]) for kind in KINDS if kind in files]
+    ordered = [kind for kind in KINDS if kind in files]
+    rows = {kind: read_rows(files[kind], kind) for kind in ordered}
+    return [_apply(crm, kind, files[kind], rows[kind]) for kind in ordered]

@@ -109,8 +109,9 @@ class PortraitBuilder:
             recent_interactions=[
                 Interaction(on=i.on, channel=i.channel, summary=i.summary)
                 for i in self.crm.interactions(customer.customer_id)[:RECENT_INTERACTIONS]],
-            life_events=[LifeEvent(kind=t.kind, on=t.on, note=event_point(t, names, today, language))
-                         for t in triggers][:20],
+            life_events=[
+                LifeEvent(kind=t.kind, on=t.on, note=clip(event_point(t, names, today, language), 200))
+                for t in triggers][:20],
             risk_assessment_expires_on=expires,
             risk_assessment=assessment_state(expires, today, self.cfg.assessment_warning_days),
         )
@@ -120,6 +121,11 @@ class PortraitBuilder:
             talking_points(triggers, ranked, names, today=today, language="en"),
             customer.masked_id_number, customer.masked_account,
         )
+
+
+def clip(text: str, limit: int) -> str:
+    """Long catalogue names must not push a field over the message limit."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def assessment_state(expires: date | None, today: date, warning_days: int) -> AssessmentState:
@@ -138,9 +144,9 @@ def _language_pref(customer: CrmCustomer, language: str) -> str:
 def _recommendation(r: Recommended, names: dict[str, Product], today: date) -> Recommendation:
     if r.product_id == ASSESSMENT_PRODUCT or r.product is None:
         return Recommendation(product_id=ASSESSMENT_PRODUCT, name=ASSESSMENT_NAME[0],
-                              reason=reason(r, names, today, "zh-CN"),
-                              reason_en=reason(r, names, today, "en"))
+                              reason=clip(reason(r, names, today, "zh-CN"), 300),
+                              reason_en=clip(reason(r, names, today, "en"), 300))
     return Recommendation(
-        product_id=r.product_id, name=r.product.name_zh, reason=reason(r, names, today, "zh-CN"),
-        reason_en=reason(r, names, today, "en"), category=r.product.category,
+        product_id=r.product_id, name=r.product.name_zh, reason=clip(reason(r, names, today, "zh-CN"), 300),
+        reason_en=clip(reason(r, names, today, "en"), 300), category=r.product.category,
         risk_rating=r.product.risk_rating)
