@@ -30,6 +30,8 @@ COMMANDS = (
     "mqtt",
     "auth",
     "synth",
+    "run",
+    "doctor",
     "crm",
     "evaluate_recommender",
     "report",

@@ -12,6 +12,7 @@ back.  Incoming messages go to a :class:`~mqtt.receiver.Receiver`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import ssl
@@ -28,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from mqtt.codec import encode
 from mqtt.config import MqttConfig
-from mqtt.messages import DeviceStatus, Expiring, Message
+from mqtt.messages import DeviceStatus, Expiring, Message, new_id, utc_now
 from mqtt.outbox import Outbox
 from mqtt.receiver import Receiver
 from mqtt.topics import BranchTopics, topic_for
@@ -95,6 +96,7 @@ class BranchClient:
         self._inflight: dict[int, paho.MQTTMessageInfo] = {}
         self._counts = {"connects": 0, "refused": 0, "acked": 0, "publish_refused": 0}
         self.last_refusal: str | None = None
+        self._details: DeviceStatus | None = None  # the owner's latest status (cameras, fps...)
         self._sender = threading.Thread(target=self._run_sender, name="mqtt-outbox", daemon=True)
         self._paho = self._make_paho()
 
@@ -132,6 +134,8 @@ class BranchClient:
 
     def _status(self, state: Literal["online", "offline", "stopped"]) -> DeviceStatus:
         ident = self.identity
+        if self._details is not None and state != "offline":
+            return dataclasses.replace(self._details, id=new_id(), sent_at=utc_now(), state=state)
         return DeviceStatus(
             branch_id=ident.branch_id,
             device_id=ident.device_id,
@@ -173,6 +177,7 @@ class BranchClient:
             self._sender.join(5)
         self._paho.disconnect()
         self._paho.loop_stop()
+        self._paho._reset_sockets()  # paho 2.1 leaves loop_start()'s socket pair open
         self.outbox.close()
 
     def _drain(self, timeout: float) -> None:
@@ -193,6 +198,13 @@ class BranchClient:
         expires = message.expires_at.timestamp() if isinstance(message, Expiring) else None
         self.outbox.put(message.id, topic or topic_of(message), payload, expires_at=expires)
         self._wake.set()
+
+    def update_status(self, status: DeviceStatus) -> None:
+        """Replace the retained device status (latest wins: it is state, not an event,
+        so it bypasses the outbox); it is re-published on every reconnect."""
+        self._details = status
+        if self.connected:
+            self._publish_status(status.state if status.state != "offline" else "online")
 
     def publish_raw(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool:
         """QoS 1 publish of arbitrary bytes, bypassing the contract and the outbox.

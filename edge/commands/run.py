@@ -1,0 +1,45 @@
+"""``branch-edge run``: the camera daemon (what the systemd unit starts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("run", help="run the camera daemon: cameras -> arrivals over MQTT")
+    parser.add_argument("--config", type=Path, help="edge TOML config (default: $BRANCH_EDGE_CONFIG)")
+    parser.add_argument("--models", type=Path, help="model folder (default: models.dir / env)")
+    parser.add_argument("--key-file", type=Path, help="store key file (default: from config/env)")
+    parser.add_argument("--log-format", choices=("text", "json"), help="override [logging] format")
+    parser.add_argument("--until-end", action="store_true",
+                        help="exit once every camera's file has ended (demos, tests, benchmarks)")
+    parser.add_argument("--json", action="store_true", help="print the final status as JSON on exit")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.config import ConfigError, load_config
+    from edge.daemon import EdgeDaemon, package_version
+    from edge.logging_setup import configure_logging
+    from edge.status import status_dict
+    from edge.store import open_configured
+    from edge.vision.engine import FaceEngine
+    from mqtt.client import BranchClient, Identity
+
+    cfg = load_config(args.config)
+    if not cfg.cameras:
+        raise ConfigError("no cameras configured: add a [[cameras]] section (see scripts/edge.sample.toml)")
+    configure_logging(cfg.logging.level, args.log_format or cfg.logging.format)
+    engine = FaceEngine.from_config(cfg, args.models)
+    identity = Identity(cfg.branch_id, cfg.mqtt.device_id, "edge", package_version()[:32])
+    client = BranchClient(cfg.mqtt, identity)
+    daemon = EdgeDaemon(cfg, engine, lambda: open_configured(cfg.store, None, args.key_file, create=False),
+                        client, exit_when_sources_end=args.until_end)
+    code = daemon.run()
+    final = daemon.final_status or daemon.status()
+    summary = {"exit": code, "arrivals": daemon.worker.arrivals, "status": status_dict(final)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return code

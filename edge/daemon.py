@@ -1,0 +1,283 @@
+"""The edge daemon's composition root: the one place that starts and stops every thread.
+
+Threads, all ended by one shared stop event:
+
+* per camera, a grabber (newest frame only) and a watchdog (``edge.capture``);
+* one pipeline worker: takes each camera's newest frame at ``analyse_fps``, runs
+  ``LobbyPipeline.process``, turns recognitions into visits (``VisitBook``) and
+  arrivals (``edge.arrivals.build_arrival``), publishes them through the MQTT
+  outbox, and reloads the gallery when the store's generation changes (an
+  enrolment or an erasure takes effect within ``daemon.gallery_check_s``);
+* a status publisher: the retained device status every ``daemon.status_interval_s``;
+* paho's network thread and the outbox sender, owned by ``BranchClient``.
+
+The store's SQLite connection lives in the pipeline worker, the only thread that uses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from importlib import metadata
+from typing import Any
+
+from edge.arrivals import Sighting, build_arrival
+from edge.capture import Camera, Frame, Opener, open_cameras, open_source
+from edge.config import EdgeConfig
+from edge.core.gallery import Gallery
+from edge.lobby import LobbyPipeline, Recognition, VisitBook
+from edge.status import RateMeter, device_status
+from edge.store import Store
+from edge.vision.engine import FaceEngine
+from mqtt.client import BranchClient
+from mqtt.messages import DeviceStatus, utc_now
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_S = 0.5
+IDLE_WAIT_S = 0.005
+JOIN_S = 10.0
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("branch-edge")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def load_gallery(store: Store, engine: FaceEngine, cfg: EdgeConfig) -> Gallery:
+    ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
+    gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
+    if ids:
+        gallery.add(ids, embeddings)
+    return gallery
+
+
+class AnalysisClock:
+    """Which frames to analyse: about ``analyse_fps`` per camera, on the frames' own clock."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+
+    def due(self, camera: str, ts: float, fps: float) -> bool:
+        period = 1.0 / fps
+        next_due = self._next.get(camera, ts)
+        if ts + 1e-6 < next_due:
+            return False
+        following = next_due + period
+        self._next[camera] = following if following > ts else ts + period
+        return True
+
+
+class PipelineWorker(threading.Thread):
+    """Frames in, arrivals out; owns the store connection, the pipeline and the visit book."""
+
+    def __init__(self, cfg: EdgeConfig, engine: FaceEngine, open_store: Callable[[], Store],
+                 client: BranchClient, *, cameras: list[Camera], stop: threading.Event) -> None:
+        super().__init__(name="pipeline", daemon=True)
+        self.cfg, self.engine, self.open_store, self.client = cfg, engine, open_store, client
+        self.cameras, self.stop_event = cameras, stop
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.fps = RateMeter()
+        self.clock = AnalysisClock()
+        self.visits = VisitBook(cfg.visits)
+        self.last_arrival_at: datetime | None = None
+        self.arrivals = 0
+        self.sources_ended = threading.Event()
+        self._ended: set[str] = set()
+        self._latest_ts = 0.0
+        self._housekept = 0.0
+        self._gallery_checked = 0.0
+        self._generation = -1
+        self.pipeline: LobbyPipeline | None = None
+        self.store: Store | None = None
+
+    def run(self) -> None:
+        try:
+            with self.open_store() as store:
+                self.store = store
+                self._generation = store.gallery_generation()
+                gallery = load_gallery(store, self.engine, self.cfg)
+                self.pipeline = LobbyPipeline(self.engine, gallery, self.cfg)
+                self.ready.set()
+                self._loop()
+        except Exception as err:  # fatal for the daemon: report it and stop everything
+            log.exception("pipeline worker failed")
+            self.error = err
+            self.ready.set()
+            self.stop_event.set()
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            worked = False
+            for camera in self.cameras:
+                frame = camera.slot.take()
+                if frame is None:
+                    self._note_end(camera)
+                    continue
+                worked = True
+                if self.clock.due(camera.name, frame.ts, camera.cam.analyse_fps):
+                    self._analyse(frame)
+            self._housekeeping()
+            if not worked:
+                self.stop_event.wait(IDLE_WAIT_S)
+
+    def _analyse(self, frame: Frame) -> None:
+        assert self.pipeline is not None
+        recognitions = self.pipeline.process(frame.camera, frame.image, frame.ts)
+        self.fps.tick()
+        self._latest_ts = max(self._latest_ts, frame.ts)
+        for recognition in recognitions:
+            self._arrive(recognition, frame)
+
+    def _arrive(self, recognition: Recognition, frame: Frame) -> None:
+        decision = self.visits.observe(recognition)
+        if decision is None:
+            return
+        assert self.store is not None
+        customer = self.store.get_customer(recognition.customer_id)
+        if customer is None:
+            log.warning("recognised a customer the store no longer has; no arrival")
+            return
+        seen_at = utc_now() - timedelta(seconds=time.monotonic() - frame.grabbed_at)
+        sighting = Sighting(recognition.camera_id, seen_at, recognition.face_crop)
+        visit_id = str(uuid.UUID(decision.visit_id))
+        arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id)
+        self.client.publish(arrival)
+        self.arrivals += 1
+        self.last_arrival_at = utc_now()
+        log.info("arrival queued", extra={
+            "event_id": arrival.id, "visit_id": visit_id, "camera": recognition.camera_id,
+            "score": round(recognition.score, 3), "frames": recognition.frames,
+            "frame_to_publish_ms": round((time.monotonic() - frame.grabbed_at) * 1000, 1)})
+        log.debug("arrival %s is customer %s", arrival.id, recognition.customer_id)
+
+    def _note_end(self, camera: Camera) -> None:
+        if camera.health.state != "ended" or camera.name in self._ended:
+            return
+        self._ended.add(camera.name)
+        assert self.pipeline is not None
+        self.pipeline.end_camera(camera.name)
+        log.info("camera %s: source ended", camera.name)
+        if len(self._ended) == len(self.cameras):
+            self.sources_ended.set()
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._housekept < HOUSEKEEPING_S:
+            return
+        self._housekept = now
+        assert self.pipeline is not None
+        self.visits.touch(self.pipeline.present(), self._latest_ts)
+        self.visits.expire(self._latest_ts)
+        if now - self._gallery_checked >= self.cfg.daemon.gallery_check_s:
+            self._gallery_checked = now
+            self._reload_gallery_if_changed()
+
+    def _reload_gallery_if_changed(self) -> None:
+        assert self.store is not None
+        assert self.pipeline is not None
+        generation = self.store.gallery_generation()
+        if generation == self._generation:
+            return
+        gallery = load_gallery(self.store, self.engine, self.cfg)
+        self.pipeline.swap_gallery(gallery)
+        self._generation = generation
+        log.info("gallery reloaded", extra={"templates": len(gallery), "generation": generation})
+
+
+class EdgeDaemon:
+    """Cameras -> pipeline -> visits -> arrivals -> MQTT; ``run()`` until SIGTERM/SIGINT."""
+
+    def __init__(self, cfg: EdgeConfig, engine: FaceEngine, open_store: Callable[[], Store],
+                 client: BranchClient, *, opener: Opener = open_source,
+                 exit_when_sources_end: bool = False) -> None:
+        self.cfg, self.client = cfg, client
+        self.stop_event = threading.Event()
+        self.version = package_version()
+        self.exit_when_sources_end = exit_when_sources_end
+        self.cameras = open_cameras(cfg.cameras, self.stop_event, time.monotonic(), opener)
+        self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=self.cameras,
+                                     stop=self.stop_event)
+        self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
+        self._started = False
+        self.final_status: DeviceStatus | None = None
+
+    # --- life cycle -----------------------------------------------------------
+
+    def start(self, ready_timeout: float = 60.0) -> None:
+        """Start every thread; raise the worker's error if it cannot start (bad store, key)."""
+        self.worker.start()
+        self.worker.ready.wait(ready_timeout)
+        if self.worker.error is not None:
+            self.worker.join(JOIN_S)
+            raise self.worker.error
+        self._started = True
+        self.client.update_status(self.status())
+        self.client.start()
+        for camera in self.cameras:
+            camera.start()
+        self.status_thread.start()
+        log.info("daemon started", extra={"cameras": [c.name for c in self.cameras],
+                                          "version": self.version})
+
+    def stop(self) -> None:
+        """Set the one stop event and wait for every thread; publish ``stopped``."""
+        self.stop_event.set()
+        if not self._started:
+            return
+        self._started = False
+        self.worker.join(JOIN_S)
+        for camera in self.cameras:
+            camera.join(JOIN_S)
+        self.status_thread.join(JOIN_S)
+        self.final_status = self.status()
+        self.client.update_status(self.final_status)
+        self.client.stop()
+        log.info("daemon stopped", extra={"arrivals": self.worker.arrivals})
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread this daemon started (the client's own threads aside)."""
+        own = [self.worker, self.status_thread]
+        return own + [t for camera in self.cameras for t in camera.threads()]
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or, if asked, until every source has ended)."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self.stop_event.wait(0.2):
+                if self.exit_when_sources_end and self.sources_done():
+                    break
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 1 if self.worker.error is not None else 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    # --- status -----------------------------------------------------------------
+
+    def sources_done(self) -> bool:
+        """Every camera's file ended and its last frame was analysed."""
+        return self.worker.sources_ended.is_set() and len(self.client.outbox) == 0
+
+    def status(self) -> DeviceStatus:
+        return device_status(self.cfg.branch_id, self.client.identity.device_id, self.version,
+                             self.cameras, analysed_fps=self.worker.fps.rate(),
+                             last_arrival_at=self.worker.last_arrival_at,
+                             outbox_depth=len(self.client.outbox))
+
+    def _publish_status(self) -> None:
+        while not self.stop_event.wait(self.cfg.daemon.status_interval_s):
+            self.client.update_status(self.status())
