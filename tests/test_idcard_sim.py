@@ -159,6 +159,23 @@ def test_bad_card_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "unknown faults" in result.stderr
 
 
+def test_samples_command_writes_a_deck_with_a_given_face(tmp_path: Path) -> None:
+    face = tmp_path / "face.png"
+    stripes = np.zeros((300, 200, 3), np.uint8)
+    stripes[:, 100:] = 255  # left half black, right half white: survives crop and resize
+    cv2.imwrite(str(face), stripes)
+    result = branch_pad("samples", "--out", str(tmp_path / "deck"), "--photo", str(face), "--json")
+    assert result.returncode == 0, result.stderr
+    deck = load_cards(Path(json.loads(result.stdout)["cards_file"]))
+    assert len(deck.cards) == len(sample_cards(TODAY))
+    photo = cv2.imdecode(np.frombuffer(deck.decoder().decode(deck.cards[0].card.photo_wlt), np.uint8),
+                         cv2.IMREAD_GRAYSCALE)
+    assert photo.shape == (126, 102)
+    assert photo[:, :40].mean() < 30 and photo[:, 62:].mean() > 225
+    assert branch_pad("samples", "--out", str(tmp_path / "d2"), "--photo", str(tmp_path / "nope.jpg")
+                      ).returncode == 2
+
+
 def test_simulate_command_serves_a_pty_until_terminated(deck_file: Path) -> None:
     command = [sys.executable, "-m", "ui.cli", "idcard", "simulate", "--cards", str(deck_file), "--json"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:

@@ -17,6 +17,7 @@ from ui.idcard.card import CardReadError
 from ui.idcard.mrz import MrzError, parse_mrz
 from ui.idcard.photo import load_decoder
 from ui.idcard.reader import decode_photo, read_card
+from ui.idcard.samples import sample_cards, write_deck
 from ui.idcard.sdk import SdtApiReader, TermbReader
 from ui.idcard.simulator import PtySimulator, SimulatorError, load_cards
 
@@ -47,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="inject a fault (repeatable), e.g. slow=0.5, card_not_removed")
     simulate.add_argument("--json", action="store_true", help="print the port as JSON")
     simulate.set_defaults(func=_guarded(run_simulate))
+
+    samples = sub.add_parser("samples", help="write a simulator card file of fictional sample cards")
+    samples.add_argument("--out", type=Path, required=True, help="directory for cards.json and photos")
+    samples.add_argument("--photo", type=Path, action="append", default=[],
+                         help="face photo for the next card, in order (repeatable); drawn faces otherwise")
+    samples.add_argument("--json", action="store_true", help="print JSON")
+    samples.set_defaults(func=_guarded(run_samples))
 
     mrz = sub.add_parser("mrz", help="parse and check a passport/ID MRZ (TD3 2x44, TD1 3x30)")
     mrz.add_argument("file", type=Path, help="text file with the MRZ lines, '-' for stdin")
@@ -137,6 +145,20 @@ def run_simulate(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(0.5):
             pass
+    return EXIT_OK
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    try:
+        photos = [path.read_bytes() for path in args.photo]
+    except OSError as exc:
+        raise SimulatorError(f"cannot read the photo: {exc}") from exc
+    cards = sample_cards(dt.date.today())
+    path = write_deck(args.out, cards, photos)
+    if args.json:
+        print(json.dumps({"cards_file": str(path), "cards": len(cards)}))
+    else:
+        print(path)
     return EXIT_OK
 
 

@@ -46,6 +46,23 @@ def to_jpeg(image_bytes: bytes) -> bytes:
     return bytes(encoded.tobytes())
 
 
+def card_sized_jpeg(image_bytes: bytes) -> bytes:
+    """Any image -> a 102x126 JPEG like a decoded chip photo (centre crop to 102:126, resize)."""
+    import cv2  # noqa: PLC0415 - OpenCV only when a photo is decoded
+    import numpy as np  # noqa: PLC0415
+
+    image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CardReadError("the simulator's card photo is not an image", "photo_decode")
+    height, width = image.shape[:2]
+    crop_w = min(width, round(height * PHOTO_W / PHOTO_H))
+    crop_h = min(height, round(crop_w * PHOTO_H / PHOTO_W))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    image = cv2.resize(image[top:top + crop_h, left:left + crop_w], (PHOTO_W, PHOTO_H),
+                       interpolation=cv2.INTER_AREA)
+    return raw_bgr_to_jpeg(image.tobytes())
+
+
 def raw_bgr_to_jpeg(raw: bytes) -> bytes:
     import cv2  # noqa: PLC0415 - OpenCV only when a photo is decoded
     import numpy as np  # noqa: PLC0415
@@ -67,7 +84,10 @@ def simulated_wlt(image_bytes: bytes) -> bytes:
 
 
 class SimulatorPhotoDecoder:
-    """Test decoder: knows the images behind the simulator's blobs."""
+    """Test decoder: knows the images behind the simulator's blobs.
+
+    Like a real decoder it returns a 102x126 photo, whatever the image's size.
+    """
 
     def __init__(self, images: Iterable[bytes] = ()) -> None:
         self._images: dict[bytes, bytes] = {}
@@ -83,7 +103,7 @@ class SimulatorPhotoDecoder:
         image = self._images.get(bytes(wlt))
         if image is None:
             raise CardReadError("the photo is not one of the simulator's test photos", "photo_decode")
-        return to_jpeg(image)
+        return card_sized_jpeg(image)
 
 
 # --- vendor library --------------------------------------------------------------
