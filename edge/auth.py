@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.config import EdgeConfig
 from edge.core import idcard_rules as rules
 from edge.core.auth_policy import (
     Decision,
@@ -44,6 +45,7 @@ from edge.store import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.types import FaceObservation
 from mqtt.client import BranchClient
+from mqtt.dedup import SeenIds
 from mqtt.messages import (
     AuthDecision,
     AuthEscalation,
@@ -53,7 +55,7 @@ from mqtt.messages import (
     Score,
     utc_now,
 )
-from mqtt.receiver import Delivery
+from mqtt.receiver import Delivery, Receiver
 from mqtt.topics import BranchTopics
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,17 @@ def auth_subscriptions(branch_id: str) -> tuple[str, str]:
     return topics.auth_requests, topics.auth_decisions
 
 
+def auth_client_parts(cfg: EdgeConfig) -> tuple[Receiver | None, tuple[str, ...]]:
+    """The receiver and subscriptions the edge's BranchClient needs when ``[auth] enabled``
+    (``(None, ())`` otherwise): ``BranchClient(cfg.mqtt, identity, receiver=r, subscriptions=t)``."""
+    if not cfg.auth.enabled:
+        return None, ()
+    mqtt = cfg.mqtt
+    receiver = Receiver(SeenIds(mqtt.seen_ids_path, mqtt.seen_ids_ttl_s, mqtt.seen_ids_max),
+                        max_payload_bytes=mqtt.max_payload_bytes)
+    return receiver, auth_subscriptions(cfg.branch_id)
+
+
 @dataclass(frozen=True)
 class Pending:
     request: AuthRequest
@@ -271,6 +284,10 @@ class AuthService:
     def on_request(self, request: AuthRequest) -> None:
         facts = audit_request_facts(request)
         self.store.audit(request.teller_id, "auth_requested", request.id, facts)
+        age_s = (utc_now() - request.sent_at).total_seconds()
+        if age_s > self.policies.request_ttl_s:
+            self.finish(request, Decision("reject", ("request_expired",)), None)
+            return
         policy = self.policies.get(request.scenario)
         if policy is None:
             self.finish(request, Decision("reject", ("unknown_scenario",)), None)

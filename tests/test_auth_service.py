@@ -233,7 +233,20 @@ def test_an_unknown_scenario_and_an_undecodable_photo_are_rejected(bus, photos):
     unknown = request(photos, scenario="teleport")
     broken = replace(request(photos), id=str(uuid.uuid4()),
                      card_photo_jpeg_b64=base64.b64encode(b"not a jpeg").decode())
-    edge.teller.publish(unknown)
-    edge.teller.publish(broken)
+    stale = replace(request(photos), id=str(uuid.uuid4()), sent_at=utc_now() - timedelta(minutes=5))
+    for one in (unknown, broken, stale):
+        edge.teller.publish(one)
     assert edge.final(unknown).reasons == ["unknown_scenario"]
     assert edge.final(broken).reasons == ["bad_image"]
+    assert edge.final(stale).reasons == ["request_expired"]  # sent longer ago than request_ttl_s
+
+
+def test_the_daemon_gets_a_receiver_and_the_auth_topics_only_when_enabled():
+    from edge.auth import auth_client_parts
+    from edge.config import EdgeConfig
+
+    assert auth_client_parts(EdgeConfig()) == (None, ())
+    receiver, topics = auth_client_parts(EdgeConfig.model_validate(
+        {"branch_id": BRANCH, "auth": {"enabled": True}, "mqtt": {"seen_ids_path": ":memory:"}}))
+    assert receiver is not None
+    assert topics == (f"bank/v1/branch/{BRANCH}/auth/requests", f"bank/v1/branch/{BRANCH}/auth/decisions")

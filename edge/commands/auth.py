@@ -11,14 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.auth import AuthError, AuthService, auth_subscriptions, load_policies
+from edge.auth import AuthError, AuthService, auth_client_parts, load_policies
 from edge.config import EdgeConfig, load_config
 from edge.core.auth_policy import Policies
 from edge.core.idcard_rules import normalize_id_number
 from edge.store import open_configured
 from mqtt.client import BranchClient, Identity
-from mqtt.dedup import SeenIds
-from mqtt.receiver import Receiver
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -92,11 +90,10 @@ def run_set_holder(args: argparse.Namespace) -> int:
 
 
 def edge_client(cfg: EdgeConfig) -> BranchClient:
-    mqtt = cfg.mqtt
-    receiver = Receiver(SeenIds(mqtt.seen_ids_path, mqtt.seen_ids_ttl_s, mqtt.seen_ids_max),
-                        max_payload_bytes=mqtt.max_payload_bytes)
-    identity = Identity(cfg.branch_id, mqtt.device_id, "edge")
-    return BranchClient(mqtt, identity, receiver=receiver, subscriptions=auth_subscriptions(cfg.branch_id))
+    enabled = cfg.model_copy(update={"auth": cfg.auth.model_copy(update={"enabled": True})})
+    receiver, topics = auth_client_parts(enabled)
+    return BranchClient(cfg.mqtt, Identity(cfg.branch_id, cfg.mqtt.device_id, "edge"),
+                        receiver=receiver, subscriptions=topics)
 
 
 def run_serve(args: argparse.Namespace) -> int:
