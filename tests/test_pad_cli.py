@@ -112,3 +112,25 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, content: str | None, 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_pad_process_on_the_embedded_broker(tmp_path: Path) -> None:
+    """The demo's path: embedded broker (no TLS), a PAD process saving one card per arrival."""
+    from edge.demo_bus import demo_broker
+    from mqtt.client import BranchClient, Identity
+    from mqtt.config import MqttConfig
+    from ui.demo import PadProcess
+
+    base = MqttConfig(device_id="edge", outbox_path=tmp_path / "edge-outbox.db",
+                      seen_ids_path=tmp_path / "edge-seen.db")
+    with demo_broker(base) as bus:
+        pad = PadProcess.start(bus, "demo", tmp_path / "pad", tmp_path / "cards", count=2, language="en")
+        assert pad.wait_connected(), pad.log
+        edge = BranchClient(bus, Identity("demo", "edge", "edge"))
+        edge.start()
+        for seed in range(2):
+            edge.publish(sample_arrival("demo", customer_id=f"c-{seed}", seed=seed))
+        cards = pad.finish()
+        edge.stop()
+    assert pad.proc.returncode == 0, pad.log
+    assert [c.name for c in cards] == ["card-001-c-0.png", "card-002-c-1.png"]

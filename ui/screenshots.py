@@ -20,7 +20,9 @@ logger = logging.getLogger(__name__)
 def save_png(widget: QWidget, path: Path) -> Path:
     """Render ``widget`` (shown or not) into ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    QApplication.sendPostedEvents()  # pending layout requests: grab what the user would see
+    # Run pending layout and show events: grab what the user would see.  (This may run
+    # other queued slots too; callers must tolerate re-entry, see CardShooter.)
+    QApplication.sendPostedEvents()
     QApplication.processEvents()
     if not widget.grab().save(str(path), "PNG"):
         raise OSError(f"could not write {path}")
@@ -36,6 +38,8 @@ class CardShooter(QObject):
         self.folder = folder
         self.exit_after = exit_after
         self.saved: list[Path] = []
+        self._waiting: list[Arrival] = []
+        self._busy = False
 
     def attach(self) -> None:
         shown = getattr(self.pad.window.page, "arrival_shown", None)
@@ -45,10 +49,21 @@ class CardShooter(QObject):
 
     @pyqtSlot(object)
     def on_page_arrival_shown(self, arrival: Arrival) -> None:
+        self._waiting.append(arrival)
+        if self._busy:  # re-entered from save_png's event processing: the loop below takes it
+            return
+        self._busy = True
+        try:
+            while self._waiting:
+                self._shoot(self._waiting.pop(0))
+        finally:
+            self._busy = False
+        if self.exit_after is not None and len(self.saved) >= self.exit_after:
+            QTimer.singleShot(0, QApplication.quit)
+
+    def _shoot(self, arrival: Arrival) -> None:
         page = self.pad.window.page
         page.on_feed_list_arrival_chosen(arrival.id)  # type: ignore[attr-defined]
         name = f"card-{len(self.saved) + 1:03d}-{arrival.customer.customer_id}.png"
         self.saved.append(save_png(self.pad.window, self.folder / name))
         logger.info("saved %s", name)
-        if self.exit_after is not None and len(self.saved) >= self.exit_after:
-            QTimer.singleShot(0, QApplication.quit)
