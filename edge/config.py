@@ -103,6 +103,9 @@ class DecisionConfig(Section):
     max_embeds_per_track: int = Field(12, ge=1, le=500, description="then the track stays unknown")
     window: int = Field(8, ge=1, le=100, description="most recent embedded frames aggregated")
     top_k: int = Field(5, ge=2, le=100, description="customers kept per frame")
+    recheck_s: float = Field(1.0, ge=0.1, le=60.0, description="decided tracks: re-embed this often")
+    same_person_similarity: float = Field(
+        0.3, ge=-1.0, le=1.0, description="a re-check below this: another person took over the track")
 
 
 class VisitsConfig(Section):

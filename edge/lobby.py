@@ -6,8 +6,11 @@ Per frame: detect (SCRFD on a rectangular input, long side ``lobby.detect_size``
 blur on the aligned crop) -> one batched embedding call for all of them -> gallery
 search -> per-track evidence and open-set decision (``edge.core.track_decision``).
 A track is embedded only while it is pending, so a customer already recognised,
-or a stranger already given up on, costs one detection per frame and nothing
-more.  A :class:`Recognition` is emitted once, when a track becomes accepted.
+or a stranger already given up on, costs one detection per frame and one
+embedding every ``decision.recheck_s`` (is it still the same person? when two
+people cross, or one hides the other, the tracker can hand a track over to
+another person; the re-check restarts such a track).  A :class:`Recognition` is
+emitted once, when a track becomes accepted.
 
 Strangers: a track's evidence holds customer ids and scores only; its best crop
 is kept only while it is pending and is dropped when it ends.  Nothing else about
@@ -60,15 +63,28 @@ class TrackState:
     evidence: TrackEvidence
     best_weight: float = -1.0
     best_crop: np.ndarray | None = None
+    reference: np.ndarray | None = None  # sum of the track's embeddings: who this track is
+    next_check: float = 0.0
+
+    def remember(self, embedding: np.ndarray) -> None:
+        self.reference = embedding.copy() if self.reference is None else self.reference + embedding
+
+    def same_person(self, embedding: np.ndarray, similarity: float) -> bool:
+        if self.reference is None:
+            return True
+        norm = float(np.linalg.norm(self.reference))
+        return norm == 0 or float(self.reference @ embedding) / norm >= similarity
 
 
 @dataclass
 class Candidate:
-    """A face of a pending track that passed the quality gate, waiting to be embedded."""
+    """A face of a track that passed the quality gate, waiting to be embedded; a
+    ``check`` is a decided track's periodic re-check (did somebody else take it over?)."""
 
     track_id: int
     crop: np.ndarray
     weight: float
+    check: bool = False
 
 
 @dataclass
@@ -92,7 +108,7 @@ class LobbyPipeline:
         self.detector = lobby_detector(engine, cfg.lobby.detect_size)
         self.cameras: dict[str, CameraState] = {}
         self.counts = {"frames": 0, "faces": 0, "tracks": 0, "embeds": 0, "decisions": 0,
-                       "unknown": 0, "strangers": 0}
+                       "unknown": 0, "switches": 0, "strangers": 0}
         self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------
@@ -104,7 +120,7 @@ class LobbyPipeline:
             update = camera.tracker.update([_box(f) for f in faces], ts)
             for track_id in update.ended:
                 self._end_track(camera, track_id)
-            candidates = self._candidates(camera, frame, faces, update.assignments)
+            candidates = self._candidates(camera, frame, faces, update.assignments, ts)
             self.counts["frames"] += 1
             self.counts["faces"] += len(faces)
             return self._decide(camera, camera_id, candidates, ts)
@@ -163,18 +179,20 @@ class LobbyPipeline:
         return TrackState(TrackEvidence(self.cfg.decision.window))
 
     def _candidates(self, camera: CameraState, frame: np.ndarray, faces: list[Face],
-                    assignments: list[int]) -> list[Candidate]:
+                    assignments: list[int], ts: float) -> list[Candidate]:
         out = []
         for face, track_id in zip(faces, assignments, strict=True):
             state = camera.tracks.get(track_id)
             if state is None:
                 state = camera.tracks[track_id] = self._new_track_state()
                 self.counts["tracks"] += 1
-            if state.evidence.state == "pending" and self._cheap_gate(face):
-                crop = align_face(frame, face.landmarks)
-                quality = measure_quality(face, crop)
-                if not quality.failures(self.cfg.quality):
-                    out.append(Candidate(track_id, crop, quality.score()))
+            check = state.evidence.state != "pending"
+            if (check and ts < state.next_check) or not self._cheap_gate(face):
+                continue
+            crop = align_face(frame, face.landmarks)
+            quality = measure_quality(face, crop)
+            if not quality.failures(self.cfg.quality):
+                out.append(Candidate(track_id, crop, quality.score(), check))
         return out
 
     def _cheap_gate(self, face: Face) -> bool:
@@ -191,14 +209,35 @@ class LobbyPipeline:
             return []
         embeddings = self.engine.embed([c.crop for c in candidates])
         self.counts["embeds"] += len(candidates)
+        candidates, embeddings = self._recheck(camera, candidates, embeddings, ts)
         ranked = self.gallery.search_batch(embeddings, k=self.cfg.decision.top_k) \
-            if len(self.gallery) else [[] for _ in candidates]
+            if len(self.gallery) and len(candidates) else [[] for _ in candidates]
         out = []
-        for cand, scores in zip(candidates, ranked, strict=True):
-            recognition = self._add_evidence(camera.tracks[cand.track_id], cand, scores, camera_id, ts)
+        for cand, embedding, scores in zip(candidates, embeddings, ranked, strict=True):
+            state = camera.tracks[cand.track_id]
+            state.remember(embedding)
+            recognition = self._add_evidence(state, cand, scores, camera_id, ts)
             if recognition is not None:
                 out.append(recognition)
         return out
+
+    def _recheck(self, camera: CameraState, candidates: list[Candidate], embeddings: np.ndarray,
+                 ts: float) -> tuple[list[Candidate], np.ndarray]:
+        """Decided tracks whose face is still the same person wait for the next check;
+        a track another person took over (they crossed, one hid the other) restarts
+        pending, with this frame as its first evidence."""
+        keep = []
+        for i, cand in enumerate(candidates):
+            state = camera.tracks[cand.track_id]
+            if not cand.check:
+                keep.append(i)
+            elif state.same_person(embeddings[i], self.cfg.decision.same_person_similarity):
+                state.next_check = ts + self.cfg.decision.recheck_s
+            else:
+                self.counts["switches"] += 1
+                camera.tracks[cand.track_id] = self._new_track_state()
+                keep.append(i)
+        return [candidates[i] for i in keep], embeddings[keep]
 
     def _add_evidence(self, state: TrackState, cand: Candidate, scores: list, camera_id: str,
                       ts: float) -> Recognition | None:
@@ -210,6 +249,7 @@ class LobbyPipeline:
         if verdict == "pending":
             return None
         crop, state.best_crop = state.best_crop, None  # nothing kept once decided
+        state.next_check = ts + self.cfg.decision.recheck_s
         if verdict == "unknown":
             self.counts["unknown"] += 1
             return None

@@ -34,6 +34,8 @@ HEAD_WINDOW = (slice(40, 215), slice(50, 200))  # rows, cols: 175 x 150
 # Interocular distance over head width in HEAD_WINDOW (LFW eyes ~40 px apart).
 IOD_PER_HEAD_WIDTH = 0.27
 MIN_INTEROCULAR_PX = 20.0
+# Enrolment photos per synthetic customer (all their other LFW photos, up to this).
+ENROL_PHOTOS = 4
 
 
 Picked = tuple[str, str | None, list[Path], Path]  # label, customer id, enrol photos, video photo
@@ -90,7 +92,7 @@ def pick_people(faces_dir: Path, enrolled: int, strangers: int, seed: int) -> li
     people = []
     for i, d in enumerate(chosen):
         photos = lfw_photos(d)
-        people.append((d.name, f"C2026{i + 1:05d}", photos[:-1][:2], photos[-1]))
+        people.append((d.name, f"C2026{i + 1:05d}", photos[:-1][:ENROL_PHOTOS], photos[-1]))
     people += [(d.name, None, [], lfw_photos(d)[0]) for d in others]
     rng.shuffle(people)
     return people
