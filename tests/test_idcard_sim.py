@@ -75,6 +75,27 @@ def test_successive_reads_walk_through_the_deck(sim: PtySimulator) -> None:
     assert sim.sim.reads == len(expected)
 
 
+def test_fingerprint_read_and_appended_address(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    cards = sample_cards(TODAY)[:2]
+    moved = replace(cards[0], appended_address="迁入示例市示例区3号")
+    deck = load_cards(write_deck(tmp_path, [moved, cards[1]], remove_after=0.3))
+    deck.cards[0].fingerprint = True
+    with PtySimulator(deck) as simulator:
+        session = ReaderSession(SerialTransport(simulator.path))
+        try:
+            with_fp = session.read_card(wait=1.0, fingerprint=True)
+            assert len(with_fp.fingerprint) == 1024
+            assert session.read_appended_address() == "迁入示例市示例区3号"
+            assert "fingerprint" not in json.dumps(with_fp.to_dict(), ensure_ascii=False)
+            without_fp = session.read_card(wait=2.0, fingerprint=True)
+            assert (without_fp.id_number, without_fp.fingerprint) == (cards[1].id_number, b"")
+            assert session.read_appended_address() == ""
+        finally:
+            session.transport.close()
+
+
 def test_hid_variant_reads_the_same_cards(deck_file: Path) -> None:
     deck = load_cards(deck_file)
     with HidSimulator(deck) as hid:

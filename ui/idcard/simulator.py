@@ -110,14 +110,16 @@ def load_cards(path: Path) -> CardDeck:
     return CardDeck(cards, faults, float(reader.get("remove_after", 0.3)), bool(reader.get("cycle", True)))
 
 
-def read_reply(sim_card: SimCard) -> bytes:
-    """The data of a successful 0x30 read: length words, text, photo (and fingerprint)."""
+def read_reply(sim_card: SimCard, fingerprint_command: bool) -> bytes:
+    """The data of a successful 0x30 read: length words, text, photo (and fingerprint).
+
+    The 0x30 0x10 reply has a third length word, 0 for a card without fingerprints.
+    """
     text, photo = encode_text(sim_card.card), sim_card.card.photo_wlt
-    if sim_card.fingerprint:
-        fp = bytes((i * 7) & 0xFF for i in range(FP_LEN))
-        return (len(text).to_bytes(2, "big") + len(photo).to_bytes(2, "big") + len(fp).to_bytes(2, "big")
-                + text + photo + fp)
-    return len(text).to_bytes(2, "big") + len(photo).to_bytes(2, "big") + text + photo
+    blocks = [text, photo]
+    if fingerprint_command:
+        blocks.append(bytes((i * 7) & 0xFF for i in range(FP_LEN)) if sim_card.fingerprint else b"")
+    return b"".join(len(b).to_bytes(2, "big") for b in blocks) + b"".join(blocks)
 
 
 class ReaderSimulator:
@@ -209,9 +211,7 @@ class ReaderSimulator:
         if "read_fail" in self.faults or "auth_fail" in self.faults:
             self.state = "PRESENT"
             return Response(0x41 if "read_fail" in self.faults else 0x32).encode()
-        sim_card = self.deck.cards[self.index]
-        sim_card = SimCard(sim_card.card, sim_card.image, sim_card.fingerprint and fingerprint)
-        frame = bytearray(Response(0x90, read_reply(sim_card)).encode())
+        frame = bytearray(Response(0x90, read_reply(self.deck.cards[self.index], fingerprint)).encode())
         self.state, self.reads = "READ_DONE", self.reads + 1
         if "card_not_removed" not in self.faults:
             self._removed_at = time.monotonic() + self.deck.remove_after
