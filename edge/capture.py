@@ -296,7 +296,8 @@ class Camera:
             if grabber is not None:
                 grabber.quit.set()
                 grabber.join(max(timeout, 0.0))
-        self.health.state = "stopped"
+        if self.health.state != "ended":
+            self.health.state = "stopped"
 
     def threads(self) -> list[threading.Thread]:
         alive = [g for g in [self.grabber, *self.abandoned] if g is not None]

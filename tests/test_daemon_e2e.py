@@ -1,0 +1,150 @@
+"""End to end with the real models and a real Mosquitto: a synthetic lobby video
+with ground truth goes through the daemon (capture -> pipeline -> visits ->
+arrivals -> outbox -> broker) to a subscribed RM client.  Enrolled customers
+arrive exactly once each, strangers never; an erasure takes effect while the
+daemon runs."""
+
+from __future__ import annotations
+
+import csv
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config import EdgeConfig
+from edge.daemon import EdgeDaemon
+from edge.enrol import enrol_folder
+from edge.store import open_configured
+from edge.synth import SynthSpec, generate_lobby
+from mqtt.messages import Arrival, utc_now
+from mqtt.topics import BranchTopics
+from tests.daemon_fixtures import edge_client, edge_config, store_opener
+from tests.mqtt_fixtures import make_client, wait_until
+
+
+@pytest.fixture(scope="module")
+def lobby(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("daemon-lobby")
+    truth = generate_lobby(data_dir / "faces", out / "lobby.mp4", out / "truth.json", enrolled=3, strangers=2,
+                           spec=SynthSpec(seconds=12.0, fps=10.0), seed=7,
+                           background_video=data_dir / "video" / "royal_opera_house_walk_1080p.mp4")
+    return out / "lobby.mp4", truth, customers_csv(truth, out / "customers.csv")
+
+
+def customers_csv(truth, path: Path) -> Path:
+    """The video's enrolled people as customers with a recorded consent, a tier and an RM."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["customer_id", "photo", "display_name", "tier", "assigned_rm",
+                         "consent_channel", "consent_time"])
+        for person in truth["people"]:
+            for photo in person["enrol_photos"] if person["enrolled"] else ():
+                writer.writerow([person["customer_id"], photo, f"Customer {person['customer_id'][-2:]}",
+                                 "private", "RM-01", "test-paper-form", "2026-01-05T10:00:00+08:00"])
+    return path
+
+
+def enrolled_branch(tmp_path: Path, prov, engine, lobby, data_dir: Path, **sections) -> EdgeConfig:
+    video, truth, customers = lobby
+    camera = {"name": "lobby-1", "source": str(video), "pace": "fast", "analyse_fps": 10.0,
+              "loop": bool(sections.pop("loop", False))}
+    cfg = edge_config(tmp_path, prov, [camera], **sections)
+    with open_configured(cfg.store, create=False) as store:
+        report = enrol_folder(store, engine, cfg, data_dir / "faces", customers_csv=customers, actor="test")
+    enrolled = {p["customer_id"] for p in truth["people"] if p["enrolled"]}
+    assert {row["customer_id"] for row in report.per_customer() if row["accepted"]} == enrolled
+    return cfg
+
+
+@pytest.fixture
+def running_broker(provisioned_branch, mosquitto_broker, data_dir: Path) -> Path:
+    """Mosquitto for the provisioned branch; returns the data folder (for the photos)."""
+    mosquitto_broker(provisioned_branch)
+    return data_dir
+
+
+class Subscriber:
+    """An RM PAD: collects arrivals with their receive time."""
+
+    def __init__(self, prov, tmp_path: Path) -> None:
+        self.received: list[tuple[Arrival, float]] = []
+        topic = BranchTopics(prov.branch_id).arrivals
+        self.client = make_client(prov, "rm-1", tmp_path / "rm", subscriptions=(topic,))
+        self.client.start()
+        assert self.client.wait_connected(10)
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._stop = threading.Event()
+        self._thread.start()
+
+    def _collect(self) -> None:
+        assert self.client.receiver is not None
+        while not self._stop.is_set():
+            try:
+                message = self.client.receiver.queue.get(timeout=0.1).message
+            except queue.Empty:
+                continue
+            if isinstance(message, Arrival):
+                self.received.append((message, (utc_now() - message.seen_at).total_seconds()))
+
+    def customers(self) -> list[str]:
+        return [a.customer.customer_id for a, _ in self.received]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.client.stop()
+
+
+def test_each_enrolled_customer_arrives_once_strangers_never(
+        tmp_path: Path, provisioned_branch, running_broker, engine, lobby) -> None:
+    _, truth, _ = lobby
+    data_dir = running_broker
+    cfg = enrolled_branch(tmp_path, provisioned_branch, engine, lobby, data_dir)
+    pad = Subscriber(provisioned_branch, tmp_path)
+    daemon = EdgeDaemon(cfg, engine, store_opener(cfg), edge_client(cfg), exit_when_sources_end=True)
+    try:
+        assert daemon.run() == 0
+        enrolled = {p["customer_id"] for p in truth["people"] if p["enrolled"]}
+        assert wait_until(lambda: len(pad.received) >= daemon.worker.arrivals, 10)
+    finally:
+        pad.close()
+    customers = pad.customers()
+    assert sorted(customers) == sorted(enrolled)  # each exactly once; strangers never
+    assert daemon.worker.arrivals == len(enrolled)
+    for arrival, latency_s in pad.received:
+        assert arrival.camera_id == "lobby-1"
+        assert arrival.branch_id == provisioned_branch.branch_id
+        assert arrival.thumbnail_jpeg_b64  # the live face, small
+        assert arrival.customer.display_name
+        assert 0 <= latency_s < 5
+    assert daemon.final_status is not None
+    assert daemon.final_status.last_arrival_at is not None
+    assert daemon.final_status.cameras[0].state == "ended"
+
+
+def test_erasure_takes_effect_while_the_daemon_runs(
+        tmp_path: Path, provisioned_branch, running_broker, engine, lobby) -> None:
+    _, truth, _ = lobby
+    data_dir = running_broker
+    # Short visits, no cooldown: the looped video brings every customer back each loop.
+    cfg = enrolled_branch(tmp_path, provisioned_branch, engine, lobby, data_dir, loop=True,
+                          visits={"absence_s": 3.0, "cooldown_s": 0.0})
+    enrolled = sorted(p["customer_id"] for p in truth["people"] if p["enrolled"])
+    pad = Subscriber(provisioned_branch, tmp_path)
+    daemon = EdgeDaemon(cfg, engine, store_opener(cfg), edge_client(cfg))
+    daemon.start()
+    try:
+        assert wait_until(lambda: sorted(set(pad.customers())) == enrolled, 60), pad.customers()
+        erased = enrolled[0]
+        with open_configured(cfg.store, create=False) as store:
+            store.erase_customer(erased, "test", scrub=False)
+        time.sleep(cfg.daemon.gallery_check_s + 1.0)  # reload, and let a walk in progress end
+        after = len(pad.received)
+        assert wait_until(lambda: set(pad.customers()[after:]) >= set(enrolled[1:]), 60), pad.customers()
+        assert erased not in pad.customers()[after:]
+    finally:
+        daemon.stop()
+        pad.close()
