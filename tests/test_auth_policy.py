@@ -166,3 +166,33 @@ def test_bad_policy_file_is_a_user_error(tmp_path):
         load_policies(path)
     with pytest.raises(AuthError, match="cannot read"):
         load_policies(tmp_path / "missing.toml")
+
+
+def test_cli_prints_the_policies_and_records_a_holder_id(tmp_path, capsys, monkeypatch):
+    import io
+    import json
+
+    from edge.cli import main
+    from edge.crypto import KeyRing, generate_key_file, read_key_file
+    from edge.store import Store
+
+    assert main(["auth", "policies", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {r["scenario"] for r in shown["scenarios"]} >= {"card_replacement", "large_withdrawal"}
+    key = tmp_path / "edge.key"
+    generate_key_file(key)
+    db = tmp_path / "edge.db"
+    keys = KeyRing(read_key_file(key))
+    with Store.open(db, keys) as store:
+        store.upsert_customer("c-1", actor="test")
+    monkeypatch.setattr("sys.stdin", io.StringIO("11010519491231002x\n"))
+    assert main(["auth", "set-holder-id", "c-1", "--db", str(db), "--key-file", str(key), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"customer_id": "c-1", "recorded": True}
+    with Store.open(db, keys, create=False) as store:
+        assert store.holder_id_matches("c-1", "11010519491231002X") is True
+        assert store.holder_id_matches("c-1", "11010519491231004X") is False
+        assert "11010519491231002" not in repr(store.audit_entries("c-1"))
+    assert b"11010519491231002" not in db.read_bytes()
+    monkeypatch.setattr("sys.stdin", io.StringIO("11010519491231002X\n"))
+    assert main(["auth", "set-holder-id", "nobody", "--db", str(db), "--key-file", str(key)]) == 2
+    assert "unknown customer" in capsys.readouterr().err
