@@ -4,6 +4,7 @@ demo CRM, and show a customer's portrait."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import date
@@ -102,7 +103,6 @@ def run_show(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.crm import CrmError
     from edge.portrait import PortraitBuilder
-    from mqtt.codec import _to_json
 
     cfg = load_config(args.config)
     builder = PortraitBuilder.open(cfg, args.db)
@@ -112,7 +112,7 @@ def run_show(args: argparse.Namespace) -> int:
         builder.close()
     if bundle is None:
         raise CrmError(f"customer {args.customer_id} is not in the CRM")
-    data = _to_json(bundle)
+    data = json.loads(json.dumps(dataclasses.asdict(bundle), default=str))
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
