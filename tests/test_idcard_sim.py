@@ -272,3 +272,45 @@ def test_hid_transport_adds_back_preamble_and_length() -> None:
     finally:
         transport.close()
         device.close()
+
+
+class ScriptedLine:
+    """A serial line that delivers scripted chunks at set times after each write."""
+
+    def __init__(self, script: list[tuple[float, bytes]]) -> None:
+        self.script, self.sent, self._queue = script, [], []
+        self._start = 0.0
+
+    def write(self, frame: bytes) -> None:
+        self.sent.append(frame)
+        self._start, self._queue = time.monotonic(), list(self.script)
+
+    def read(self, timeout: float) -> bytes:
+        time.sleep(timeout)
+        due = [c for at, c in self._queue if time.monotonic() - self._start >= at]
+        self._queue = [(at, c) for at, c in self._queue if time.monotonic() - self._start < at]
+        return b"".join(due)
+
+    def discard_input(self) -> None:
+        self._queue = []
+
+    def close(self) -> None:
+        pass
+
+
+def test_noise_then_a_late_reply_is_not_mistaken_for_a_cut_frame() -> None:
+    from ui.idcard.frames import Response
+
+    line = ScriptedLine([(0.0, b"\x13\x37\x00\xaa"), (0.8, Response(0x9F, bytes(4)).encode())])
+    assert ReaderSession(line, Timeouts(find=2.0)).find() is True
+
+
+def test_a_frame_that_stops_mid_way_fails_after_the_stall_not_the_full_timeout() -> None:
+    from ui.idcard.frames import Response
+
+    line = ScriptedLine([(0.0, Response(0x90, bytes(100)).encode()[:40])])
+    started = time.monotonic()
+    with pytest.raises(CardReadError) as info:
+        ReaderSession(line, Timeouts(read=5.0, stall=0.3)).read_blocks()
+    assert info.value.code == "truncated"
+    assert time.monotonic() - started < 2.0

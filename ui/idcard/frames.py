@@ -104,8 +104,8 @@ class FrameReceiver:
         return bodies
 
     def pending(self) -> int:
-        """Bytes held that may still become a frame."""
-        return len(self._buf)
+        """Bytes of a frame that has started (preamble seen) but is not complete."""
+        return len(self._buf) if self._buf.startswith(PREAMBLE) else 0
 
     def _next(self) -> bytes | None:
         while True:

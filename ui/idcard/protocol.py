@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ui.idcard.card import CardReadError, IdCard, card_from_blocks
 from ui.idcard.frames import Command, FrameReceiver, Response
@@ -72,6 +73,9 @@ class Timeouts:
     fingerprint: float = 4.0
     sam: float = 1.0
     poll_interval: float = 0.1
+    # Once bytes flow, a reply arrives in one burst (1295 bytes take ~0.11 s at
+    # 115200 baud); this long a silence after a damaged or partial frame ends the wait.
+    stall: float = 0.5
 
 
 class ReaderSession:
@@ -87,11 +91,21 @@ class ReaderSession:
         self.transport.discard_input()
         self.transport.write(command.encode())
         receiver = FrameReceiver()
-        deadline = time.monotonic() + timeout
+        deadline = last_data = time.monotonic()
+        deadline += timeout
         while (left := deadline - time.monotonic()) > 0:
-            bodies = receiver.feed(self.transport.read(min(left, 0.05)))
-            if bodies:
+            data = self.transport.read(min(left, 0.05))
+            now = time.monotonic()
+            if data:
+                last_data = now
+            if bodies := receiver.feed(data):
                 return Response.decode_body(bodies[0])
+            if (receiver.rejected or receiver.pending()) and now - last_data > self.timeouts.stall:
+                break
+        return self._no_reply(receiver, timeout, step)
+
+    @staticmethod
+    def _no_reply(receiver: FrameReceiver, timeout: float, step: str) -> NoReturn:
         if receiver.rejected:
             raise CardReadError(f"The reader's answer was damaged (checksum) during {step}; "
                                 "place the card again", "bad_frame")
