@@ -75,7 +75,8 @@ def start_pad(qtbot, branch, tmp_path: Path) -> Iterator[Callable[..., PadApp]]:
 @pytest.fixture
 def edge(branch, tmp_path: Path) -> Iterator[BranchClient]:  # type: ignore[no-untyped-def]
     prov, _ = branch
-    client = make_client(prov, "edge-1", tmp_path / "edge", subscriptions=(BranchTopics("b1").outcomes,))
+    topics = BranchTopics("b1")
+    client = make_client(prov, "edge-1", tmp_path / "edge", subscriptions=(topics.outcomes, topics.claims))
     client.start()
     assert client.wait_connected(10)
     yield client
@@ -172,7 +173,12 @@ def test_outcome_round_trip_to_the_edge_store(qtbot, start_pad, edge, tmp_path: 
     assert rm.status.text() == "Outcome recorded"
     with CrmStore.open(tmp_path / "crm.db") as store:
         sink = OutcomeSink(store)  # the edge's outcome store (edge/outcomes.py)
-        sink(edge.receiver.queue.get(timeout=10))  # type: ignore[union-attr]
+        kinds = []
+        while "outcome" not in kinds:  # the PAD's automatic claim comes first
+            delivery = edge.receiver.queue.get(timeout=10)  # type: ignore[union-attr]
+            kinds.append(delivery.message.SCHEMA)
+            sink(delivery)
+        assert kinds == ["claim", "outcome"]
         row = store.execute("SELECT message_id, visit_id, rm_id, result, product_ids, follow_up_on, note "
                             "FROM crm_outcomes").fetchall()
         assert not record_outcome(store, sent.args[0]), "the same outcome is stored once"
@@ -210,6 +216,10 @@ def test_reconnect_shows_state_and_loses_nothing(qtbot, start_pad, edge, branch)
               for i in range(3)]
     for arrival in during:
         edge.publish(arrival)  # waits in the edge's outbox
+    rm = page(pad)
+    rm.on_feed_list_arrival_chosen(rm.feed.entries()[0].id)
+    qtbot.mouseClick(rm.card.claim_button, Qt.MouseButton.LeftButton)  # waits in the PAD's outbox
+    assert rm.claims.state(rm.feed.entries()[0].arrival.visit_id).mine
     broker.start()
     qtbot.waitUntil(lambda: header.online is True, timeout=WAIT_MS)
     assert header.connection.text() == "已连接"
@@ -218,6 +228,8 @@ def test_reconnect_shows_state_and_loses_nothing(qtbot, start_pad, edge, branch)
     qtbot.waitUntil(lambda: pad.link.receiver.stats().get("duplicates", 0) >= 1, timeout=WAIT_MS)
     assert sorted(listed(pad)) == ["c-before", "c-during-0", "c-during-1", "c-during-2"]
     assert page(pad).notifier.played == 4
+    claim = edge.receiver.queue.get(timeout=10).message  # the claim tapped offline reached the edge
+    assert isinstance(claim, Claim) and (claim.customer_id, claim.rm_id) == ("c-before", "rm-1")
 
 
 def test_end_to_end_latency_edge_to_feed(qtbot, start_pad, edge, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
