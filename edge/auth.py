@@ -385,6 +385,10 @@ class AuthService:
             self._store = None
 
     def start(self, stop: threading.Event | None = None) -> None:
+        """Serve on a thread of its own until ``stop`` is set or :meth:`stop` is called."""
+        if isinstance(self._store_source, Store):
+            raise AuthError("start() needs a store factory (a callable that opens the store): "
+                            "an SQLite connection cannot move to the service thread")
         self._thread = threading.Thread(target=self.run, args=(stop or threading.Event(),),
                                         name="auth-service", daemon=True)
         self._thread.start()

@@ -143,6 +143,28 @@ def test_shipped_policy_file_loads_with_calibrated_thresholds():
     assert raw["defaults"]["match_threshold"] == policies.scenarios["info_change"].match_threshold
 
 
+toml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-2, 2) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+policy_keys = st.sampled_from(["scenario", "defaults", "escalation_timeout_s", "checks", "x"])
+
+
+@given(st.dictionaries(policy_keys, toml_values | st.dictionaries(
+    st.sampled_from(["a", "b_1"]), st.dictionaries(st.sampled_from(sorted(
+        {"title", "checks", "match_threshold", "escalate_threshold", "min_live_frames", "auto_approve",
+         "auto_approve_max_amount", "bogus"})), toml_values, max_size=4), max_size=2), max_size=3))
+def test_any_policy_data_loads_or_is_refused_with_a_policy_error(data):
+    try:
+        policies = policies_from_dict(data)
+    except PolicyError:
+        return
+    for policy in policies.scenarios.values():
+        assert policy.escalate_threshold <= policy.match_threshold
+        assert policy.checks <= set(CHECKS)
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"scenario": {}}, "at least one"),
     ({"scenario": {"a": {"match_threshold": 2}}}, "scenario.a.match_threshold"),

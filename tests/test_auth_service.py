@@ -250,3 +250,14 @@ def test_the_daemon_gets_a_receiver_and_the_auth_topics_only_when_enabled():
         {"branch_id": BRANCH, "auth": {"enabled": True}, "mqtt": {"seen_ids_path": ":memory:"}}))
     assert receiver is not None
     assert topics == (f"bank/v1/branch/{BRANCH}/auth/requests", f"bank/v1/branch/{BRANCH}/auth/decisions")
+
+
+def test_start_refuses_a_store_connection_it_cannot_use(provisioned_branch, tmp_path, engine, db, keys):
+    from edge.auth import AuthError
+
+    client = make_client(provisioned_branch, "edge-1", tmp_path / "edge")
+    with Store.open(db, keys, create=False) as store:
+        service = AuthService(engine, store, client, policies_from_dict(POLICIES))
+        with pytest.raises(AuthError, match="store factory"):
+            service.start()
+    client.outbox.close()
