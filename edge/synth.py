@@ -102,7 +102,8 @@ def people_from_csv(faces_dir: Path, csv_path: Path, strangers: int, seed: int) 
     """Enrolled people from a customers CSV (customer_id, photo relative to faces_dir);
     each appears in the video with another LFW photo of the same folder."""
     try:
-        rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+        with csv_path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
     except OSError as err:
         raise SynthError(f"cannot read {csv_path}: {err.strerror}") from err
     enrol: dict[str, list[Path]] = {}
@@ -267,8 +268,9 @@ def generate_lobby(faces_dir: Path, out: Path, truth_path: Path, *, enrolled: in
         "min_interocular_px": MIN_INTEROCULAR_PX,
         "people": [{**asdict(p), "enrolled": p.enrolled} for p in people],
     }
-    truth_path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
-    return truth
+    text = json.dumps(truth, indent=2)
+    truth_path.write_text(text + "\n", encoding="utf-8")
+    return dict(json.loads(text))  # exactly what a reader of the file gets
 
 
 def write_customers_csv(truth: dict[str, object], path: Path) -> None:
