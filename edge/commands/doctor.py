@@ -10,6 +10,7 @@ failed (warnings allowed), 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
@@ -148,12 +149,12 @@ def mqtt_connect(cfg: EdgeConfig, host: str, timeout: float) -> int:
     client_id = f"{mq.effective_client_id[:40]}-doctor-{uuid.uuid4().hex[:8]}"
     body = b"\x00\x04MQTT\x04" + bytes([flags]) + b"\x00\x0a" + _utf8(client_id)
     body += (_utf8(username) if username else b"") + (_utf8(password) if password else b"")
-    with socket.create_connection((host, mq.port), timeout=timeout) as raw:
-        sock: socket.socket = raw
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, mq.port), timeout=timeout))
         if mq.tls:
             from mqtt.client import tls_context
 
-            sock = tls_context(mq).wrap_socket(raw, server_hostname=host)
+            sock = stack.enter_context(tls_context(mq).wrap_socket(sock, server_hostname=host))
         sock.sendall(bytes([0x10]) + _remaining_length(len(body)) + body)
         reply = sock.recv(4)
         sock.sendall(b"\xe0\x00")  # DISCONNECT
