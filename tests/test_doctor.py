@@ -50,7 +50,7 @@ def test_doctor_passes_on_a_healthy_edge(healthy, capsys) -> None:
 
 
 def test_doctor_names_each_broken_part_and_what_to_fix(healthy, tmp_path: Path, capsys) -> None:
-    config, cfg, broker = healthy
+    config, _, broker = healthy
     broker.stop()
     (tmp_path / "cam.mp4").unlink()
     other_key = tmp_path / "wrong.key"
