@@ -145,6 +145,7 @@ class Recommender:
         self.pop = pop
         self.cfg = cfg
         self.model = SegmentModel(pop, as_of, cfg.segments)
+        self.use_triggers = True  # off only for the evaluation's ablation
 
     def segment(self, customer_id: str) -> tuple[str, str]:
         label = self.model.label.get(customer_id)
@@ -180,7 +181,7 @@ class Recommender:
         peers = Recommended(product.product_id, 0.5 * held + 0.5 * recent, "peers",
                             _peer_facts(held, recent, self.segment(customer.customer_id)), product)
         best = peers
-        for t in triggers:
+        for t in triggers if self.use_triggers else []:
             bonus = _trigger_bonus(t, product)
             if bonus and peers.score + bonus > best.score:
                 facts = {"on": t.on.isoformat() if t.on else "", "amount": t.amount,

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--cutoff", type=parse_day, help="default: last purchase minus the horizon")
     parser.add_argument("--demo", action="store_true",
                         help="evaluate on a freshly generated demo CRM (temporary database)")
+    parser.add_argument("--today", type=parse_day,
+                        help="with --demo: the day the demo CRM ends (default today)")
     add_db_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         db = crm_db(args)
         if args.demo:
             db = Path(tmp) / "demo-crm.db"
-            load_demo_crm(db, demo_people(), date.today(), Path(tmp) / "csv")
+            load_demo_crm(db, demo_people(), args.today or date.today(), Path(tmp) / "csv")
         with CrmStore.open(db) as crm:
             report = evaluate_recommender(crm, cfg.crm, args.horizon, args.cutoff)
     report["data"] = "generated demo CRM (fictional)" if args.demo else str(db)
