@@ -134,7 +134,11 @@ def plot_png(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(DIMENSIONS), figsize=(5 * len(DIMENSIONS), 4.5), squeeze=False)
     for ax, dimension in zip(axes[0], DIMENSIONS, strict=True):
         part = [r for r in rows if r["dimension"] == dimension]
-        ax.barh([str(r["key"]) for r in part], [100 * r["conversion_rate"] for r in part], color="#3a7bd5")
+        labels = [str(r["key"]) for r in part]
+        ax.barh(labels, [100 * r["conversion_rate"] for r in part], color="#3a7bd5")
+        for y, r in enumerate(part):
+            ax.text(1, y, f"{r['converted']}/{r['recommended']}", va="center")
+        ax.set_xlim(0, 100)
         ax.set_title(f"conversion by {dimension}")
         ax.set_xlabel("% of recommendations converted")
         ax.invert_yaxis()

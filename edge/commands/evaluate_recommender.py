@@ -46,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    for name in ("recommender", "most_popular_baseline"):
+    for name in ("recommender", "recommender_without_triggers", "most_popular_baseline"):
         s = report[name]
-        print(f"{name:<22} hit-rate@3 {s['hit_rate_at_3']:.3f}  coverage {s['coverage']:.3f}")
+        print(f"{name:<29} hit-rate@3 {s['hit_rate_at_3']:.3f}  new products "
+              f"{s['new_product_hit_rate_at_3']:.3f}  coverage {s['coverage']:.3f}")
     print(f"{report['customers_evaluated']} customers, cutoff {report['cutoff']}, "
           f"horizon {report['horizon_days']} days")
     return 0
