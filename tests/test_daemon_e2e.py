@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, parse_config
 from edge.daemon import EdgeDaemon
 from edge.enrol import enrol_folder
 from edge.store import open_configured
@@ -148,3 +148,26 @@ def test_erasure_takes_effect_while_the_daemon_runs(
     finally:
         daemon.stop()
         pad.close()
+
+
+def test_lobby_demo_prints_each_arrival_a_pad_receives(tmp_path: Path, engine, lobby, data_dir: Path) -> None:
+    from edge.crypto import generate_key_file
+    from edge.demo_lobby import run_lobby_demo
+
+    _, _, customers = lobby
+    generate_key_file(tmp_path / "demo.key")
+    cfg = parse_config({"branch_id": "demo-branch", "daemon": {"gallery_check_s": 0.5},
+                        "store": {"path": str(tmp_path / "demo.db"), "key_file": str(tmp_path / "demo.key")}})
+    with open_configured(cfg.store) as store:
+        enrol_folder(store, engine, cfg, data_dir / "faces", customers_csv=customers, actor="test")
+    lines: list[str] = []
+    summary = run_lobby_demo(tmp_path / "out", data_dir / "faces", cfg, engine, customers_csv=customers,
+                             open_store=store_opener(cfg), visitors=3, strangers=2, seconds=12.0,
+                             pace="fast", show=lines.append)
+    assert summary["customers_in_video"] == 3
+    assert summary["false_arrivals"] == 0
+    assert summary["repeated_arrivals"] == 0
+    assert summary["customers_recognised"] >= 2
+    pad_lines = [line for line in lines if "PAD <- arrival" in line]
+    assert len(pad_lines) == summary["arrivals_received"]
+    assert all("tier private" in line and "RM RM-01" in line and " ms" in line for line in pad_lines)
