@@ -82,7 +82,7 @@ class PortraitBuilder:
               rm_id: str = "") -> PortraitBundle | None:
         """The portrait, or None when the CRM does not know the customer.  With a
         ``visit_id`` the recommendations are remembered for outcome linking."""
-        with self._lock:
+        with self._lock, self.crm.lock:  # one connection shared with the outcome handler's thread
             rec = self.recommender(today)
             customer = rec.pop.customers.get(customer_id)
             if customer is None:

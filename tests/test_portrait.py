@@ -3,6 +3,8 @@ fallback without CRM data, and the arrival's size budget with a real thumbnail."
 
 from __future__ import annotations
 
+import threading
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,11 +15,12 @@ from edge.config import CrmConfig
 from edge.core import life_events as le
 from edge.crm import CrmStore
 from edge.crm_import import import_file
+from edge.outcomes import record_outcome
 from edge.portrait import PortraitBuilder
 from edge.store import Customer
 from edge.vision.imageio import load_image
 from mqtt import codec
-from mqtt.messages import Arrival
+from mqtt.messages import Arrival, Outcome
 
 W = le.Windows()
 
@@ -174,3 +177,27 @@ def test_a_full_portrait_with_a_thumbnail_fits_the_payload_cap(builder: Portrait
     payload = codec.encode(arrival)
     assert len(payload) < codec.DEFAULT_MAX_PAYLOAD
     assert isinstance(codec.decode(payload), Arrival)
+
+
+def test_arrivals_and_outcomes_from_several_threads(builder: PortraitBuilder) -> None:
+    errors: list[BaseException] = []
+
+    def arrivals() -> None:
+        try:
+            for _ in range(20):
+                visit = str(uuid.uuid4())
+                build_arrival("b1", store_customer("C1"), sighting(), visit, portraits=builder, today=TODAY)
+                record_outcome(builder.crm, Outcome(
+                    branch_id="b1", arrival_id=str(uuid.uuid4()), visit_id=visit, customer_id="C1",
+                    rm_id="RM-02", device_id="pad-1", result="contacted"))
+        except BaseException as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=arrivals) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert builder.crm.execute("SELECT COUNT(*) FROM crm_outcomes").fetchone()[0] == 80
+    assert builder.crm.execute("SELECT COUNT(DISTINCT visit_id) FROM crm_shown").fetchone()[0] == 80
