@@ -16,6 +16,7 @@ The store's SQLite connection lives in the pipeline worker, the only thread that
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -238,7 +239,7 @@ class EdgeDaemon:
         for camera in self.cameras:
             camera.join(JOIN_S)
         self.status_thread.join(JOIN_S)
-        self.final_status = self.status()
+        self.final_status = dataclasses.replace(self.status(), state="stopped")
         self.client.update_status(self.final_status)
         self.client.stop()
         log.info("daemon stopped", extra={"arrivals": self.worker.arrivals})
@@ -269,8 +270,9 @@ class EdgeDaemon:
     # --- status -----------------------------------------------------------------
 
     def sources_done(self) -> bool:
-        """Every camera's file ended and its last frame was analysed."""
-        return self.worker.sources_ended.is_set() and len(self.client.outbox) == 0
+        """Every camera's file ended and its last frame was analysed (stop() then drains
+        the outbox for a moment; what stays there is sent on the next start)."""
+        return self.worker.sources_ended.is_set()
 
     def status(self) -> DeviceStatus:
         return device_status(self.cfg.branch_id, self.client.identity.device_id, self.version,
