@@ -14,7 +14,7 @@ import os
 import random
 import unicodedata
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,12 @@ import numpy as np
 from edge.arrivals import Sighting, build_arrival
 from edge.config import EdgeConfig
 from edge.core.gallery import Decision, Gallery
+from edge.crm import CrmStore
+from edge.crm_demo import load_demo_crm
 from edge.crypto import generate_key_file, load_key_ring
 from edge.demo_bus import deliver_arrivals
 from edge.enrol import EnrolReport, enrol_folder
+from edge.portrait import PortraitBuilder
 from edge.store import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import IMAGE_SUFFIXES, load_image
@@ -206,7 +209,7 @@ def identify_probes(
 
 
 def arrivals_for(results: list[ProbeResult], crops: dict[int, np.ndarray], store: Store,
-                 branch_id: str) -> list[Arrival]:
+                 branch_id: str, portraits: PortraitBuilder | None = None) -> list[Arrival]:
     """One arrival per recognised customer (the demo treats the probes as one visit)."""
     arrivals: dict[str, Arrival] = {}
     for r in results:
@@ -215,7 +218,7 @@ def arrivals_for(results: list[ProbeResult], crops: dict[int, np.ndarray], store
         customer = store.get_customer(r.decision)
         if customer is not None:
             sighting = Sighting("demo-photos", datetime.now(UTC), crops.get(r.number))
-            arrivals[r.decision] = build_arrival(branch_id, customer, sighting)
+            arrivals[r.decision] = build_arrival(branch_id, customer, sighting, portraits=portraits)
     return list(arrivals.values())
 
 
@@ -227,6 +230,13 @@ def print_pad_feed(received: list[Arrival], seconds: float, expected: int) -> No
         name = _pad(a.customer.display_name, 8)
         print(f"  {a.seen_at:%H:%M:%S}  {a.customer.customer_id}  {name}  {_pad(a.customer.tier, 10)}"
               f"  RM {a.assigned_rm or '-'}  {thumb}")
+        p = a.portrait
+        if p.aum_band or p.risk_level:
+            print(f"      {p.segment} · AUM {p.aum_band} · risk {p.risk_level} ({p.risk_assessment})")
+        for rec in a.recommendations[:2]:
+            print(f"      推荐 {rec.name}: {rec.reason}")
+        if a.talking_points:
+            print(f"      话术 {a.talking_points[0]}")
 
 
 def _width(text: str) -> int:
@@ -303,7 +313,13 @@ def run_demo(
         gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
         gallery.add(ids, embeddings)
         results, crops = identify_probes(engine, gallery, cfg, probes)
-        arrivals = arrivals_for(results, crops, store, cfg.branch_id)
+        # The fictional CRM (holdings, risk level, maturities) behind the portraits.
+        load_demo_crm(out / "demo.db", people, date.today(), out / "crm")
+        portraits = PortraitBuilder(CrmStore.open(out / "demo.db"), cfg.crm)
+        try:
+            arrivals = arrivals_for(results, crops, store, cfg.branch_id, portraits)
+        finally:
+            portraits.close()
     received, seconds = deliver_arrivals(cfg.mqtt, cfg.branch_id, arrivals, out / "mqtt")
     summary = summarise(results, report, cfg.recognition.threshold, cfg.recognition.margin)
     summary["arrivals_published"] = len(arrivals)
