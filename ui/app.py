@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
+from types import TracebackType
 
 from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PyQt6.QtWidgets import QApplication
@@ -18,6 +20,8 @@ from ui.metrics import Metrics
 from ui.pages.base import PageContext
 from ui.screenshots import CardShooter
 from ui.window import PadWindow
+
+logger = logging.getLogger(__name__)
 
 LANDSCAPE = (1280, 800)
 
@@ -56,12 +60,19 @@ def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str 
     print(message, file=sys.stderr)
 
 
+def _log_unhandled(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    # Without a hook of our own PyQt aborts the whole app on an exception in a slot; a tablet
+    # app should log it and keep showing the feed.
+    logger.error("unhandled error in the PAD app", exc_info=(kind, value, tb))
+
+
 def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None = None,
             exit_after: int | None = None) -> int:
     if needs_offscreen():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
         qInstallMessageHandler(_quiet_offscreen)
+    sys.excepthook = _log_unhandled
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     pad = PadApp(config, language)
     if screenshot_dir is not None:

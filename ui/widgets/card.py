@@ -21,7 +21,7 @@ from mqtt.messages import Arrival, Portrait, Recommendation
 from ui.feed import ClaimState
 from ui.i18n import Texts
 from ui.metrics import Metrics
-from ui.widgets.common import clear_layout, jpeg_pixmap, label, photo_label, placeholder_pixmap
+from ui.widgets.common import clear_layout, jpeg_pixmap, label, photo_with_caption, placeholder_pixmap
 
 
 class CustomerCardView(QScrollArea):
@@ -81,8 +81,9 @@ class CustomerCardView(QScrollArea):
         t, side = self.texts, self._metrics.photo_px
         live = jpeg_pixmap(arrival.thumbnail_jpeg_b64, side) or placeholder_pixmap(side, t("card.no_live"))
         row = QHBoxLayout()
-        row.addWidget(photo_label(live, t("card.live")))
-        row.addWidget(photo_label(placeholder_pixmap(side, t("card.enrolled_missing")), t("card.enrolled")))
+        row.addWidget(photo_with_caption(live, t("card.live")))
+        enrolled = placeholder_pixmap(side, t("card.enrolled_missing"))
+        row.addWidget(photo_with_caption(enrolled, t("card.enrolled")))
         facts = QVBoxLayout()
         facts.addWidget(label(arrival.customer.display_name, "title"))
         c = arrival.customer

@@ -9,7 +9,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
-from PyQt6.QtWidgets import QLabel, QLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
 
 
 def label(text: str, name: str | None = None, wrap: bool = True) -> QLabel:
@@ -69,9 +69,17 @@ def placeholder_pixmap(side: int, text: str) -> QPixmap:
     return pixmap
 
 
-def photo_label(pixmap: QPixmap, caption: str, parent: QWidget | None = None) -> QLabel:
-    widget = QLabel(parent)
-    widget.setPixmap(pixmap)
-    widget.setToolTip(caption)
-    widget.setAccessibleName(caption)
-    return widget
+def photo_with_caption(pixmap: QPixmap, caption: str) -> QWidget:
+    """A photo with its caption written underneath (not in a hover-only tooltip)."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    photo = QLabel()
+    photo.setPixmap(pixmap)
+    photo.setAccessibleName(caption)
+    layout.addWidget(photo)
+    text = label(caption, wrap=False)
+    text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+    layout.addWidget(text)
+    layout.addStretch(1)
+    return box
