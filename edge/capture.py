@@ -222,6 +222,8 @@ class Grabber(threading.Thread):
         started, index, video_offset = time.monotonic(), 0, 0.0
         while not self.quit.is_set():
             ok, image = source.read()
+            if self.quit.is_set():  # retired while blocked in read: its frame is too old
+                break
             if not ok and self.is_file and self.cam.loop and index > 0:
                 if not self._rewind(source):
                     return "failed"
