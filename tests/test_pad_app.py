@@ -251,3 +251,24 @@ def test_end_to_end_latency_edge_to_feed(qtbot, start_pad, edge, tmp_path: Path)
     print(json.dumps(result))
     (tmp_path / "pad-latency.json").write_text(json.dumps(result))
     assert result["p95_ms"] < 1000, result
+
+
+def test_a_restarted_app_shows_the_same_feed_once(qtbot, start_pad, edge) -> None:  # type: ignore[no-untyped-def]
+    pad = start_pad("rm-1")
+    arrivals = [sample_arrival(customer_id=f"c-{i}", seen_at=utc_now() + timedelta(seconds=i)) for i in range(2)]
+    short = sample_arrival(customer_id="c-short", ttl=timedelta(seconds=2))
+    for arrival in (*arrivals, short):
+        edge.publish(arrival)
+    qtbot.waitUntil(lambda: len(listed(pad)) == 3, timeout=WAIT_MS)
+    page(pad).on_feed_list_arrival_chosen(arrivals[0].id)
+    qtbot.mouseClick(page(pad).card.claim_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(pad.link.client.outbox) == 0, timeout=WAIT_MS)
+    pad.stop()
+    pad.window.close()
+    time.sleep(2)  # the short arrival expires while the app is down
+    again = start_pad("rm-1")
+    assert listed(again) == ["c-1", "c-0"]
+    assert page(again).claims.state(arrivals[0].visit_id).mine
+    edge.publish_raw(BranchTopics("b1").arrivals, encode(arrivals[1]))  # a late redelivery
+    qtbot.waitUntil(lambda: again.link.receiver.stats().get("duplicates", 0) >= 1, timeout=WAIT_MS)
+    assert listed(again) == ["c-1", "c-0"]

@@ -41,11 +41,20 @@ class PadConfig(BaseModel):
     sound: bool = Field(True, description="beep on a new arrival")
     expiry_check_s: float = Field(1.0, ge=0.1, le=60, description="how often expired arrivals drop out")
     mqtt_file: Path | None = Field(None, description="provisioned mqtt.toml to read [mqtt] from")
+    journal_path: Path | None = Field(None, description="received messages kept for a restart; "
+                                      "default: [mqtt] seen_ids_path with .journal.db")
     mqtt: MqttConfig
 
     @property
     def device_id(self) -> str:
         return self.mqtt.device_id
+
+    @property
+    def effective_journal_path(self) -> Path:
+        seen = self.mqtt.seen_ids_path
+        if self.journal_path is not None or str(seen) == ":memory:":
+            return self.journal_path or seen
+        return seen.with_name(f"{seen.stem}.journal.db")
 
     @property
     def effective_rm_id(self) -> str:

@@ -5,7 +5,8 @@ provisioned identity.  paho runs its own network thread; received messages
 are checked and de-duplicated by :class:`mqtt.receiver.Receiver` (persisted
 ids, so a message redelivered after a reconnect or a restart is not shown
 twice) and handed to ``handler`` on that thread, or queued when no handler is
-given (console mode).  Publishing goes through the durable outbox on a worker
+given (console mode).  Everything shown is also journaled (``ui.journal``) and
+replayed at start, so a restarted app shows the same feed.  Publishing goes through the durable outbox on a worker
 thread, so a tap on the GUI never waits for SQLite's fsync.
 """
 
@@ -22,6 +23,7 @@ from mqtt.messages import Message
 from mqtt.receiver import Delivery, Receiver
 from mqtt.topics import BranchTopics
 from ui.config import PadConfig
+from ui.journal import Journal
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +51,26 @@ class PadLink:
     def __init__(self, config: PadConfig, handler: Callable[[Delivery], None] | None = None) -> None:
         cfg = config.mqtt
         self.config = config
+        self.journal = Journal(config.effective_journal_path)
         self.receiver = Receiver(
             SeenIds(cfg.seen_ids_path, cfg.seen_ids_ttl_s, cfg.seen_ids_max),
-            handler=handler,
+            handler=self._on_delivery,
             max_payload_bytes=cfg.max_payload_bytes,
         )
+        self._handler = handler or self.receiver.queue.put
         identity = Identity(config.branch_id, config.device_id, config.role, _version())
         self.client = BranchClient(cfg, identity, receiver=self.receiver, subscriptions=subscriptions(config))
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pad-publish")
 
+    def _on_delivery(self, delivery: Delivery) -> None:
+        """Receiver handler (MQTT thread): journal, then hand on."""
+        self.journal.record(delivery)
+        self._handler(delivery)
+
     def start(self) -> None:
+        """Show what was received before a restart, then connect."""
+        for delivery in self.journal.replay():
+            self._handler(delivery)
         self.client.start()
 
     @property
@@ -74,6 +86,7 @@ class PadLink:
     def stop(self) -> None:
         self._writer.shutdown(wait=True)
         self.client.stop()
+        self.journal.close()
 
 
 def _log_failure(future: Future[None]) -> None:

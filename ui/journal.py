@@ -1,0 +1,67 @@
+"""What the PAD has received, kept until it expires, so a restarted app shows the same feed.
+
+The broker does not resend what it already delivered, and the de-duplication
+store stops a redelivery from showing twice; without this journal a tablet
+restarted mid-morning (battery, crash, update) would lose the arrivals it had.
+Kept: expiring messages (arrivals, escalations) until ``expires_at``, claims
+for ``CLAIM_KEEP``.  Thread-safe: paho's thread writes, the GUI thread replays.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from mqtt.codec import DecodeError, decode, encode
+from mqtt.messages import Claim, Expiring, Message, utc_now
+from mqtt.receiver import Delivery
+
+logger = logging.getLogger(__name__)
+
+CLAIM_KEEP = timedelta(hours=12)
+_SCHEMA = """CREATE TABLE IF NOT EXISTS journal (
+    id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, expires_at REAL NOT NULL)"""
+
+
+def keep_until(message: Message) -> float | None:
+    if isinstance(message, Expiring):
+        return message.expires_at.timestamp()
+    if isinstance(message, Claim):
+        return (message.sent_at + CLAIM_KEEP).timestamp()
+    return None
+
+
+class Journal:
+    def __init__(self, path: Path | str) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def record(self, delivery: Delivery) -> None:
+        until = keep_until(delivery.message)
+        if until is None:
+            return
+        row = (delivery.message.id, delivery.topic, encode(delivery.message), until)
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?, ?)", row)
+
+    def replay(self) -> list[Delivery]:
+        """Unexpired messages in the order they came; expired ones are deleted."""
+        with self._lock:
+            self._db.execute("DELETE FROM journal WHERE expires_at <= ?", (utc_now().timestamp(),))
+            rows = self._db.execute("SELECT topic, payload FROM journal ORDER BY rowid").fetchall()
+        out = []
+        for topic, payload in rows:
+            try:
+                out.append(Delivery(str(topic), decode(bytes(payload))))
+            except DecodeError as err:  # written by an older version of the contract
+                logger.warning("journal: skipped a stored message: %s", err)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
