@@ -36,6 +36,7 @@ from edge.core.gallery import Gallery
 from edge.errors import BranchEdgeError
 from edge.lobby import LobbyPipeline
 from edge.store import open_configured
+from edge.synth import SynthSpec, min_size_time
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
 from models.pack import resolve_models_dir
@@ -256,10 +257,25 @@ def percentile_ms(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
 
+def measured_min_size(truth: dict[str, Any], engine: FaceEngine, faces: Path,
+                      min_interocular_px: float) -> dict[str, float]:
+    """When each enrolled walker's face reaches the minimum size, from the
+    interocular distance measured on the very photo the video shows."""
+    spec = SynthSpec(**truth["spec"])
+    out = {}
+    for person in truth["people"]:
+        observations = engine.analyze(load_image(faces / person["video_photo"]), max_faces=1, embed=False)
+        if person["enrolled"] and observations:
+            ratio = observations[0].quality.interocular_px / truth["head_window_width"]
+            when = min_size_time(person["enter_s"], spec, ratio, min_interocular_px)
+            if when is not None:
+                out[person["customer_id"]] = when
+    return out
+
+
 def run_capacity(video: Path, pipeline: LobbyPipeline, *, cameras: int, seconds: float,
-                 analyse_fps: float, truth: dict[str, Any] | None) -> dict[str, Any]:
-    min_size_s = {p["customer_id"]: float(p["min_size_s"]) for p in (truth or {}).get("people", [])
-                  if p["enrolled"] and p["min_size_s"] is not None}
+                 analyse_fps: float, min_size_s: dict[str, float] | None) -> dict[str, Any]:
+    min_size_s = min_size_s or {}
     stop = threading.Event()
     sources = [PacedCamera(video, stop) for _ in range(cameras)]
     meters = [CameraMeter() for _ in range(cameras)]
@@ -276,7 +292,7 @@ def run_capacity(video: Path, pipeline: LobbyPipeline, *, cameras: int, seconds:
         thread.join(timeout=5)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return capacity_report(video, meters, sources, wall=wall, cpu=cpu, analyse_fps=analyse_fps,
-                           with_truth=truth is not None)
+                           with_truth=bool(min_size_s))
 
 
 def capacity_report(video: Path, meters: list[CameraMeter], sources: list[PacedCamera], *,
@@ -354,8 +370,10 @@ def run_command(args: argparse.Namespace) -> int:
     engine = FaceEngine.from_config(cfg, args.models)
     gallery = build_gallery(engine, cfg, args, truth)
     if args.cameras:
+        min_size = measured_min_size(truth, engine, args.faces or Path(truth["faces_dir"]),
+                                     cfg.quality.min_interocular_px) if truth else None
         report = run_capacity(args.video, LobbyPipeline(engine, gallery, cfg), cameras=args.cameras,
-                              seconds=args.seconds, analyse_fps=args.analyse_fps, truth=truth)
+                              seconds=args.seconds, analyse_fps=args.analyse_fps, min_size_s=min_size)
     else:
         app = insightface_app(engine, cfg, args.models)
         meters, frames, fps, stats = compare(args.video, engine, app, gallery, cfg,

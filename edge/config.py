@@ -103,7 +103,7 @@ class DecisionConfig(Section):
     max_embeds_per_track: int = Field(12, ge=1, le=500, description="then the track stays unknown")
     window: int = Field(8, ge=1, le=100, description="most recent embedded frames aggregated")
     top_k: int = Field(5, ge=2, le=100, description="customers kept per frame")
-    recheck_s: float = Field(1.0, ge=0.1, le=60.0, description="decided tracks: re-embed this often")
+    recheck_s: float = Field(0.5, ge=0.1, le=60.0, description="decided tracks: re-embed this often")
     same_person_similarity: float = Field(
         0.3, ge=-1.0, le=1.0, description="a re-check below this: another person took over the track")
 
@@ -116,6 +116,9 @@ class VisitsConfig(Section):
 class LobbyConfig(Section):
     detect_size: int = Field(640, ge=128, le=1920, multiple_of=32, description="SCRFD input side")
     footfall_counting: bool = Field(False, description="count unknown visitors (counts only)")
+    # Video faces are small and upscaled to 112x112, so they are softer than enrolment
+    # photos; the track decision (several agreeing frames) guards against poor frames.
+    min_blur: float = Field(15.0, ge=0.0, le=10_000.0, description="replaces quality.min_blur here")
 
 
 class AuthConfig(Section):

@@ -106,6 +106,7 @@ class LobbyPipeline:
         self.gallery = gallery
         self.cfg = cfg
         self.detector = lobby_detector(engine, cfg.lobby.detect_size)
+        self.quality = cfg.quality.model_copy(update={"min_blur": cfg.lobby.min_blur})
         self.cameras: dict[str, CameraState] = {}
         self.counts = {"frames": 0, "faces": 0, "tracks": 0, "embeds": 0, "decisions": 0,
                        "unknown": 0, "switches": 0, "strangers": 0}
@@ -120,6 +121,9 @@ class LobbyPipeline:
             update = camera.tracker.update([_box(f) for f in faces], ts)
             for track_id in update.ended:
                 self._end_track(camera, track_id)
+            for track_id in update.uncertain:  # re-check who it is on this very frame
+                if track_id in camera.tracks:
+                    camera.tracks[track_id].next_check = ts
             candidates = self._candidates(camera, frame, faces, update.assignments, ts)
             self.counts["frames"] += 1
             self.counts["faces"] += len(faces)
@@ -191,13 +195,13 @@ class LobbyPipeline:
                 continue
             crop = align_face(frame, face.landmarks)
             quality = measure_quality(face, crop)
-            if not quality.failures(self.cfg.quality):
+            if not quality.failures(self.quality):
                 out.append(Candidate(track_id, crop, quality.score(), check))
         return out
 
     def _cheap_gate(self, face: Face) -> bool:
         """Size, detector score and pose from the landmarks, before paying for a warp."""
-        q = self.cfg.quality
+        q = self.quality
         if face.score < q.min_det_score or interocular_distance(face.landmarks) < q.min_interocular_px:
             return False
         yaw, pitch = estimate_pose(face.landmarks)

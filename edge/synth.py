@@ -135,18 +135,24 @@ def schedule(picked: list[Picked], spec: SynthSpec, faces_dir: Path,
     for i, (label, cid, enrol, photo) in enumerate(picked):
         enter = round(min(i * step + rng.uniform(0, 0.3), last_start), 3)
         x0 = rng.uniform(0.15, 0.85)
-        growth = (spec.head_max / spec.head_min)
-        need = (MIN_INTEROCULAR_PX / IOD_PER_HEAD_WIDTH) / spec.head_min
-        frac = math.log(need) / math.log(growth) if need > 1 else 0.0
         out.append(Person(
             label, cid, photo.relative_to(faces_dir).as_posix(),
             tuple(p.relative_to(faces_dir).as_posix() for p in enrol),
             enter, round(enter + spec.walk_s, 3),
-            round(enter + frac * spec.walk_s, 3) if frac <= 1 else None,
+            min_size_time(enter, spec),
             x0, min(max(x0 + rng.uniform(-0.25, 0.25), 0.1), 0.9),
             rng.random() < 0.5, rng.uniform(0.8, 1.15),
         ))
     return out
+
+
+def min_size_time(enter_s: float, spec: SynthSpec, iod_per_head_width: float = IOD_PER_HEAD_WIDTH,
+                  min_interocular_px: float = MIN_INTEROCULAR_PX) -> float | None:
+    """When a walker's interocular distance first reaches the minimum (None: never).
+    ``iod_per_head_width`` is a typical LFW value unless measured on the photo."""
+    need = min_interocular_px / iod_per_head_width / spec.head_min
+    frac = math.log(need) / math.log(spec.head_max / spec.head_min) if need > 1 else 0.0
+    return round(enter_s + frac * spec.walk_s, 3) if frac <= 1 else None
 
 
 def lobby_background(spec: SynthSpec, video: Path | None) -> np.ndarray:
@@ -265,7 +271,8 @@ def generate_lobby(faces_dir: Path, out: Path, truth_path: Path, *, enrolled: in
     truth = {
         "video": out.name, "faces_dir": str(faces_dir), "width": spec.width, "height": spec.height,
         "fps": spec.fps, "frames": frames, "seconds": spec.seconds, "seed": seed,
-        "min_interocular_px": MIN_INTEROCULAR_PX,
+        "min_interocular_px": MIN_INTEROCULAR_PX, "spec": asdict(spec),
+        "head_window_width": HEAD_WINDOW[1].stop - HEAD_WINDOW[1].start,
         "people": [{**asdict(p), "enrolled": p.enrolled} for p in people],
     }
     text = json.dumps(truth, indent=2)

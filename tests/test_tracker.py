@@ -75,9 +75,19 @@ def test_a_track_survives_a_brief_miss_and_ends_after_a_long_one():
 def test_a_fast_face_is_followed():
     # 35 px per frame on a 50 px box: consecutive boxes overlap by IoU 0.18 only.
     tracker = IouTracker(iou_threshold=0.25)
+    first = tracker.update([(0.0, 0.0, 50.0, 50.0)], 0.0).assignments[0]
+    second = tracker.update([(35.0, 0.0, 85.0, 50.0)], 0.1)
+    assert second.assignments == [first]
+    assert second.uncertain == [first]  # matched on proximity: who it is must be re-checked
     ids = {tracker.update([(35.0 * i, 0.0, 35.0 * i + 50, 50.0)], i * 0.1).assignments[0]
-           for i in range(10)}
-    assert len(ids) == 1
+           for i in range(2, 10)}
+    assert ids == {first}
+
+
+def test_overlapping_continuations_are_certain():
+    tracker = IouTracker()
+    tracker.update([(0.0, 0.0, 50.0, 50.0)], 0.0)
+    assert tracker.update([(5.0, 0.0, 55.0, 50.0)], 0.1).uncertain == []
 
 
 def test_a_far_away_face_is_a_new_track():

@@ -77,6 +77,9 @@ class Track:
 class TrackUpdate:
     assignments: list[int]  # track id per detection, in detection order
     ended: list[int]  # tracks that ended in this update
+    # Tracks continued by a box that did not overlap their prediction (matched on
+    # proximity only): the face may belong to somebody else now.
+    uncertain: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -89,15 +92,16 @@ class IouTracker:
     def update(self, boxes: Sequence[Box], ts: float) -> TrackUpdate:
         pairs = self._candidate_pairs(boxes, ts)
         assignments: list[int | None] = [None] * len(boxes)
-        taken: set[int] = set()
-        for _, det, track_id in pairs:
-            if assignments[det] is None and track_id not in taken:
+        uncertain = []
+        for affinity, det, track_id in pairs:
+            if assignments[det] is None and track_id not in assignments:
                 assignments[det] = track_id
-                taken.add(track_id)
                 self.tracks[track_id].update(boxes[det], ts)
+                if affinity < FALLBACK_WEIGHT:
+                    uncertain.append(track_id)
         result = [tid if tid is not None else self._start(boxes[i], ts)
                   for i, tid in enumerate(assignments)]
-        return TrackUpdate(result, self._end_stale(ts))
+        return TrackUpdate(result, self._end_stale(ts), uncertain)
 
     def _candidate_pairs(self, boxes: Sequence[Box], ts: float) -> list[tuple[float, int, int]]:
         pairs = []
