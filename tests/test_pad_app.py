@@ -255,7 +255,8 @@ def test_end_to_end_latency_edge_to_feed(qtbot, start_pad, edge, tmp_path: Path)
 
 def test_a_restarted_app_shows_the_same_feed_once(qtbot, start_pad, edge) -> None:  # type: ignore[no-untyped-def]
     pad = start_pad("rm-1")
-    arrivals = [sample_arrival(customer_id=f"c-{i}", seen_at=utc_now() + timedelta(seconds=i)) for i in range(2)]
+    now = utc_now()
+    arrivals = [sample_arrival(customer_id=f"c-{i}", seen_at=now + timedelta(seconds=i)) for i in range(2)]
     short = sample_arrival(customer_id="c-short", ttl=timedelta(seconds=2))
     for arrival in (*arrivals, short):
         edge.publish(arrival)

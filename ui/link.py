@@ -6,8 +6,9 @@ are checked and de-duplicated by :class:`mqtt.receiver.Receiver` (persisted
 ids, so a message redelivered after a reconnect or a restart is not shown
 twice) and handed to ``handler`` on that thread, or queued when no handler is
 given (console mode).  Everything shown is also journaled (``ui.journal``) and
-replayed at start, so a restarted app shows the same feed.  Publishing goes through the durable outbox on a worker
-thread, so a tap on the GUI never waits for SQLite's fsync.
+replayed at start, so a restarted app shows the same feed.  Publishing goes
+through the durable outbox on a worker thread, so a tap on the GUI never waits
+for SQLite's fsync.
 """
 
 from __future__ import annotations
