@@ -155,3 +155,19 @@ def test_role_pages_plug_in_through_the_registry(window, monkeypatch) -> None:  
     assert win.header.badge.text() == "2 new"
     monkeypatch.setitem(base.PAGES_BY_ROLE, "supervisor", "ui.pages.no_such_page")
     assert isinstance(window("en", role="supervisor").page, MissingPage)
+
+
+@pytest.mark.parametrize("b64", ["", "not base64!", "aGVsbG8=", "/9j/4AAQSkZJRgABAQ=="])
+def test_bad_thumbnails_fall_back_to_the_placeholder_without_qt_warnings(window, b64: str) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from ui.widgets.common import jpeg_pixmap
+
+    assert jpeg_pixmap(b64, 64) is None
+    page = window("en").page
+    arrival = replace(sample_arrival(), thumbnail_jpeg_b64=b64 or None)
+    page.on_bridge_arrival_received(arrival)
+    page.on_feed_list_arrival_chosen(arrival.id)
+    assert page.card.arrival is arrival
+    good = jpeg_pixmap(sample_arrival().thumbnail_jpeg_b64, 64)
+    assert good is not None and good.width() == 64

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 
-from PIL import Image, UnidentifiedImageError
+import cv2
+import numpy as np
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QColor, QFont, QPainter, QPixmap
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PyQt6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
 
 
@@ -38,20 +38,21 @@ def clear_layout(layout: QLayout) -> None:
 def jpeg_pixmap(b64: str | None, side: int) -> QPixmap | None:
     """The thumbnail as a square pixmap, or None when absent or not a readable image.
 
-    Pillow checks the bytes first: Qt's JPEG reader prints warnings on bad data.
+    OpenCV decodes it: Qt's JPEG reader prints Qt warnings on bad data.
     """
     if not b64:
         return None
     try:
         data = base64.b64decode(b64, validate=True)
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
-    except (binascii.Error, ValueError, UnidentifiedImageError, OSError):
+    except (binascii.Error, ValueError):
         return None
-    pixmap = QPixmap()
-    if not pixmap.loadFromData(data):
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if bgr is None:
         return None
-    return pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+    rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    height, width = rgb.shape[:2]
+    image = QImage(rgb.tobytes(), width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                          Qt.TransformationMode.SmoothTransformation)
 
 
