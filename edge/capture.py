@@ -38,6 +38,8 @@ State = Literal["starting", "up", "down", "ended", "stopped"]
 class VideoSource(Protocol):
     def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
     def read(self) -> tuple[bool, Any]: ...
+    def grab(self) -> bool: ...
+    def retrieve(self) -> tuple[bool, Any]: ...
     def get(self, prop: int) -> float: ...
     def release(self) -> None: ...
 
@@ -95,6 +97,22 @@ def usable_image(image: object) -> bool:
         return False
     height, width, channels = image.shape
     return bool(channels == 3 and MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE)
+
+
+class AnalysisClock:
+    """Which frames to analyse: about ``fps`` per camera, on the frames' own clock."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}
+
+    def due(self, camera: str, ts: float, fps: float) -> bool:
+        period = 1.0 / fps
+        next_due = self._next.get(camera, ts)
+        if ts + 1e-6 < next_due:
+            return False
+        following = next_due + period
+        self._next[camera] = following if following > ts else ts + period
+        return True
 
 
 class LatestFrame:
@@ -195,6 +213,8 @@ class Grabber(threading.Thread):
         self.cam, self.slot, self.health, self.opener = cam, slot, health, opener
         self.origin, self.seq = origin, first_seq
         self.last_ts: float | None = None
+        self.clock = AnalysisClock()
+        self._delivered = False
         self.quit = threading.Event()
         self.outcome: Literal["running", "failed", "ended", "stopped"] = "running"
         self.is_file = source_kind(cam.source) == "file"
@@ -221,8 +241,8 @@ class Grabber(threading.Thread):
     def _read_loop(self, source: VideoSource, fps: float) -> Literal["failed", "ended", "stopped"]:
         started, index, video_offset = time.monotonic(), 0, 0.0
         while not self.quit.is_set():
-            ok, image = source.read()
-            if self.quit.is_set():  # retired while blocked in read: its frame is too old
+            ok = source.grab()
+            if self.quit.is_set():  # retired while blocked in a read: its frame is too old
                 break
             if not ok and self.is_file and self.cam.loop and index > 0:
                 if not self._rewind(source):
@@ -235,32 +255,36 @@ class Grabber(threading.Thread):
                     return "ended"
                 self.health.last_error = "stream read failed"
                 return "failed"
-            if not usable_image(image):
-                self.health.last_error = "undecodable frame"
-                return "failed"
-            position = video_offset + index / fps
+            now = time.monotonic()
+            self.health.frame_seen(now)
+            ts = self.origin + video_offset + index / fps if self.is_file else now
             index += 1
-            self._deliver(image, position if self.is_file else None)
+            # Only frames the pipeline will analyse are converted to BGR and handed over.
+            if self.clock.due(self.cam.name, ts, self.cam.analyse_fps):
+                ok, image = source.retrieve()
+                if not ok or not usable_image(image):
+                    self.health.last_error = "undecodable frame"
+                    return "failed"
+                self._deliver(image, ts, now)
             self._pace(started, video_offset + index / fps)
         return "stopped"
 
     def _rewind(self, source: VideoSource) -> bool:
         return bool(getattr(source, "set", lambda *_: False)(cv2.CAP_PROP_POS_FRAMES, 0))
 
-    def _deliver(self, image: np.ndarray, position: float | None) -> None:
-        now = time.monotonic()
-        ts = self.origin + position if position is not None else now
+    def _deliver(self, image: np.ndarray, ts: float, grabbed_at: float) -> None:
         self.seq += 1
         self.last_ts = ts
-        self.slot.put(Frame(self.cam.name, image, self.seq, ts, now))
-        self.health.frame_seen(now)
+        self.slot.put(Frame(self.cam.name, image, self.seq, ts, grabbed_at))
+        self._delivered = True
 
     def _pace(self, started: float, next_position: float) -> None:
         if not self.is_file:
             return
         if self.cam.pace == "fast":
-            while not self.quit.is_set() and not self.slot.wait_taken(0.1):
+            while self._delivered and not self.quit.is_set() and not self.slot.wait_taken(0.1):
                 pass
+            self._delivered = False
             return
         delay = started + next_position - time.monotonic()
         if delay > 0:

@@ -28,7 +28,7 @@ from importlib import metadata
 from typing import Any
 
 from edge.arrivals import Sighting, build_arrival
-from edge.capture import Camera, Frame, Opener, open_cameras, open_source
+from edge.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source
 from edge.config import EdgeConfig
 from edge.core.gallery import Gallery
 from edge.lobby import LobbyPipeline, Recognition, VisitBook
@@ -60,22 +60,6 @@ def load_gallery(store: Store, engine: FaceEngine, cfg: EdgeConfig) -> Gallery:
     return gallery
 
 
-class AnalysisClock:
-    """Which frames to analyse: about ``analyse_fps`` per camera, on the frames' own clock."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, float] = {}
-
-    def due(self, camera: str, ts: float, fps: float) -> bool:
-        period = 1.0 / fps
-        next_due = self._next.get(camera, ts)
-        if ts + 1e-6 < next_due:
-            return False
-        following = next_due + period
-        self._next[camera] = following if following > ts else ts + period
-        return True
-
-
 class PipelineWorker(threading.Thread):
     """Frames in, arrivals out; owns the store connection, the pipeline and the visit book."""
 
@@ -91,6 +75,7 @@ class PipelineWorker(threading.Thread):
         self.visits = VisitBook(cfg.visits)
         self.last_arrival_at: datetime | None = None
         self.arrivals = 0
+        self.analysed: dict[str, int] = {c.name: 0 for c in cameras}
         self.sources_ended = threading.Event()
         self._ended: set[str] = set()
         self._latest_ts = 0.0
@@ -134,6 +119,7 @@ class PipelineWorker(threading.Thread):
         assert self.pipeline is not None
         recognitions = self.pipeline.process(frame.camera, frame.image, frame.ts)
         self.fps.tick()
+        self.analysed[frame.camera] += 1
         self._latest_ts = max(self._latest_ts, frame.ts)
         for recognition in recognitions:
             self._arrive(recognition, frame)
@@ -249,13 +235,16 @@ class EdgeDaemon:
         own = [self.worker, self.status_thread]
         return own + [t for camera in self.cameras for t in camera.threads()]
 
-    def run(self) -> int:
-        """Run until SIGTERM/SIGINT (or, if asked, until every source has ended)."""
+    def run(self, max_seconds: float | None = None) -> int:
+        """Run until SIGTERM/SIGINT, or ``max_seconds``, or (if asked) every source has ended."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
+            deadline = time.monotonic() + max_seconds if max_seconds else None
             while not self.stop_event.wait(0.2):
                 if self.exit_when_sources_end and self.sources_done():
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
             self.stop()

@@ -102,6 +102,15 @@ def test_file_that_ends_delivers_every_frame_in_fast_mode(tmp_path: Path, stop: 
     assert not any(t.is_alive() for t in cam.threads())
 
 
+def test_only_frames_due_for_analysis_are_handed_over(tmp_path: Path, stop: threading.Event) -> None:
+    video = write_video(tmp_path / "v.mp4", 20, fps=10)
+    cam = started(camera(video, pace="fast", analyse_fps=5), stop)
+    frames = drain(cam, time.monotonic() + 10)
+    assert len(frames) == 10
+    assert np.allclose(np.diff([f.ts for f in frames]), 0.2, atol=1e-6)
+    assert cam.health.frames == 20  # every frame was decoded, half converted and handed over
+
+
 def test_looped_file_goes_on_with_increasing_time(tmp_path: Path, stop: threading.Event) -> None:
     video = write_video(tmp_path / "v.mp4", 8)
     cam = started(camera(video, pace="fast", loop=True), stop)
@@ -115,7 +124,7 @@ def test_looped_file_goes_on_with_increasing_time(tmp_path: Path, stop: threadin
 
 def test_native_pacing_keeps_only_the_newest_frame(tmp_path: Path, stop: threading.Event) -> None:
     video = write_video(tmp_path / "v.mp4", 20, fps=20)  # one second
-    cam = started(camera(video, pace="native"), stop)
+    cam = started(camera(video, pace="native", analyse_fps=20), stop)
     begun = time.monotonic()
     time.sleep(0.6)  # a slow consumer
     first = cam.slot.take()

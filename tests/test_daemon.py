@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.capture import AnalysisClock
 from edge.config import EdgeConfig
-from edge.daemon import AnalysisClock, EdgeDaemon
+from edge.daemon import EdgeDaemon
 from edge.errors import StoreError
 from mqtt.messages import DeviceStatus
 from mqtt.topics import BranchTopics

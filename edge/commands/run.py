@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 
@@ -15,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--log-format", choices=("text", "json"), help="override [logging] format")
     parser.add_argument("--until-end", action="store_true",
                         help="exit once every camera's file has ended (demos, tests, benchmarks)")
+    parser.add_argument("--seconds", type=float, help="stop after this many seconds (benchmarks)")
     parser.add_argument("--json", action="store_true", help="print the final status as JSON on exit")
     parser.set_defaults(func=run)
 
@@ -37,9 +39,14 @@ def run(args: argparse.Namespace) -> int:
     client = BranchClient(cfg.mqtt, identity)
     daemon = EdgeDaemon(cfg, engine, lambda: open_configured(cfg.store, None, args.key_file, create=False),
                         client, exit_when_sources_end=args.until_end)
-    code = daemon.run()
+    started = time.monotonic()
+    code = daemon.run(args.seconds)
+    seconds = time.monotonic() - started
     final = daemon.final_status or daemon.status()
-    summary = {"exit": code, "arrivals": daemon.worker.arrivals, "status": status_dict(final)}
+    summary = {"exit": code, "seconds": round(seconds, 1), "arrivals": daemon.worker.arrivals,
+               "analysed_fps_per_camera": {name: round(n / seconds, 2)
+                                           for name, n in daemon.worker.analysed.items()},
+               "status": status_dict(final)}
     if args.json:
         print(json.dumps(summary, indent=2))
     return code
