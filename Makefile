@@ -8,7 +8,7 @@ export QT_QPA_PLATFORM ?= offscreen
 VENV := .venv
 BIN := $(VENV)/bin
 # COMMAND=debian-package pairs the tests need on the machine.
-SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg
+SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei
 DEMO_OUT ?= demo-output
 
 .PHONY: test demo setup lint typecheck clean
