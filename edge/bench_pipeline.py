@@ -36,7 +36,7 @@ from edge.core.gallery import Gallery
 from edge.errors import BranchEdgeError
 from edge.lobby import LobbyPipeline
 from edge.store import open_configured
-from edge.synth import SynthSpec, min_size_time
+from edge.synth import SynthSpec, first_seen_at_size, people_from_truth
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
 from models.pack import resolve_models_dir
@@ -262,14 +262,15 @@ def measured_min_size(truth: dict[str, Any], engine: FaceEngine, faces: Path,
     """When each enrolled walker's face reaches the minimum size, from the
     interocular distance measured on the very photo the video shows."""
     spec = SynthSpec(**truth["spec"])
+    people = people_from_truth(truth)
     out = {}
-    for person in truth["people"]:
-        observations = engine.analyze(load_image(faces / person["video_photo"]), max_faces=1, embed=False)
-        if person["enrolled"] and observations:
+    for person in people:
+        observations = engine.analyze(load_image(faces / person.video_photo), max_faces=1, embed=False)
+        if person.customer_id and observations:
             ratio = observations[0].quality.interocular_px / truth["head_window_width"]
-            when = min_size_time(person["enter_s"], spec, ratio, min_interocular_px)
+            when = first_seen_at_size(person, people, spec, ratio, min_interocular_px)
             if when is not None:
-                out[person["customer_id"]] = when
+                out[person.customer_id] = when
     return out
 
 

@@ -9,8 +9,9 @@ and several people in view at once.  Enrolled people appear with a photo that is
 
 The ground truth (JSON) says who enters when, and whether they are enrolled:
 ``people[i] = {label, customer_id|null, enrolled, video_photo, enrol_photos,
-enter_s, exit_s, min_size_s}``; ``min_size_s`` is when the face first reaches the
-quality gate's minimum interocular distance (estimated from the head width).
+enter_s, exit_s, min_size_s}``; ``min_size_s`` is the first frame where the face
+has reached the quality gate's minimum interocular distance (estimated from the
+head width) and is not hidden by the pillar or a nearer walker.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import json
 import math
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,6 +33,11 @@ from edge.errors import BranchEdgeError
 # LFW photos are 250x250 with the face centred; this window holds the head.
 LFW_NAME = re.compile(r"_\d{4}\.jpg$")
 HEAD_WINDOW = (slice(40, 215), slice(50, 200))  # rows, cols: 175 x 150
+HEAD_ASPECT = 175 / 150
+# A grey pillar (fraction of the width) that hides whoever walks behind it.
+PILLAR_X, PILLAR_WIDTH = 0.62, 0.045
+# A face with this much of its central region covered counts as not visible.
+OCCLUDED_FRACTION = 0.25
 # Interocular distance over head width in HEAD_WINDOW (LFW eyes ~40 px apart).
 IOD_PER_HEAD_WIDTH = 0.27
 MIN_INTEROCULAR_PX = 20.0
@@ -138,21 +145,11 @@ def schedule(picked: list[Picked], spec: SynthSpec, faces_dir: Path,
         out.append(Person(
             label, cid, photo.relative_to(faces_dir).as_posix(),
             tuple(p.relative_to(faces_dir).as_posix() for p in enrol),
-            enter, round(enter + spec.walk_s, 3),
-            min_size_time(enter, spec),
+            enter, round(enter + spec.walk_s, 3), None,
             x0, min(max(x0 + rng.uniform(-0.25, 0.25), 0.1), 0.9),
             rng.random() < 0.5, rng.uniform(0.8, 1.15),
         ))
-    return out
-
-
-def min_size_time(enter_s: float, spec: SynthSpec, iod_per_head_width: float = IOD_PER_HEAD_WIDTH,
-                  min_interocular_px: float = MIN_INTEROCULAR_PX) -> float | None:
-    """When a walker's interocular distance first reaches the minimum (None: never).
-    ``iod_per_head_width`` is a typical LFW value unless measured on the photo."""
-    need = min_interocular_px / iod_per_head_width / spec.head_min
-    frac = math.log(need) / math.log(spec.head_max / spec.head_min) if need > 1 else 0.0
-    return round(enter_s + frac * spec.walk_s, 3) if frac <= 1 else None
+    return [replace(p, min_size_s=first_seen_at_size(p, out, spec)) for p in out]
 
 
 def lobby_background(spec: SynthSpec, video: Path | None) -> np.ndarray:
@@ -215,26 +212,82 @@ def head_width(person: Person, spec: SynthSpec, t: float) -> float:
     return spec.head_min * (spec.head_max / spec.head_min) ** p
 
 
-def draw_person(frame: np.ndarray, person: Person, sprite: Sprite, spec: SynthSpec, t: float) -> None:
+Rect = tuple[float, float, float, float]
+
+
+def layout(person: Person, spec: SynthSpec, t: float) -> tuple[Rect, Rect]:
+    """(head, torso) rectangles of a walker at time t, in frame pixels."""
     p = (t - person.enter_s) / (person.exit_s - person.enter_s)
     width = head_width(person, spec, t)
-    scale = width / sprite.head.shape[1]
-    head = cv2.resize(sprite.head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    alpha = cv2.resize(sprite.alpha, (head.shape[1], head.shape[0]))
+    height = width * HEAD_ASPECT
     cx = (person.x0 + (person.x1 - person.x0) * p) * spec.width
     top = spec.height * (0.32 - 0.12 * p)
-    x, y = int(cx - head.shape[1] / 2), int(top)
-    torso_w, torso_top = int(width * 1.7), y + int(head.shape[0] * 0.9)
-    cv2.rectangle(frame, (int(cx - torso_w / 2), torso_top), (int(cx + torso_w / 2), spec.height),
-                  tuple(float(c) for c in sprite.torso), -1)
+    head = (cx - width / 2, top, cx + width / 2, top + height)
+    torso = (cx - 0.85 * width, top + 0.9 * height, cx + 0.85 * width, float(spec.height))
+    return head, torso
+
+
+def pillar_rect(spec: SynthSpec) -> Rect:
+    x = spec.width * PILLAR_X
+    return (x, 0.0, x + spec.width * PILLAR_WIDTH, float(spec.height))
+
+
+def draw_person(frame: np.ndarray, person: Person, sprite: Sprite, spec: SynthSpec, t: float) -> None:
+    (hx, hy, hx2, _), (tx, ty, tx2, _) = layout(person, spec, t)
+    scale = (hx2 - hx) / sprite.head.shape[1]
+    head = cv2.resize(sprite.head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(sprite.alpha, (head.shape[1], head.shape[0]))
+    colour = tuple(float(c) for c in sprite.torso)
+    cv2.rectangle(frame, (int(tx), int(ty)), (int(tx2), spec.height), colour, -1)
+    p = (t - person.enter_s) / (person.exit_s - person.enter_s)
     if person.blur and 0.2 < p < 0.6:  # a quick stride: horizontal smear
-        head = motion_blur(head, max(2, int(width / 18)))
-    paste(frame, head * person.gain, alpha, x, y)
+        head = motion_blur(head, max(2, int((hx2 - hx) / 18)))
+    paste(frame, head * person.gain, alpha, int(hx), int(hy))
 
 
 def draw_pillar(frame: np.ndarray, spec: SynthSpec) -> None:
-    x = int(spec.width * 0.62)
-    frame[:, x:x + int(spec.width * 0.045)] = (150.0, 160.0, 170.0)
+    x, _, x2, _ = pillar_rect(spec)
+    frame[:, int(x):int(x2)] = (150.0, 160.0, 170.0)
+
+
+def overlap_fraction(face: Rect, other: Rect) -> float:
+    ix = max(0.0, min(face[2], other[2]) - max(face[0], other[0]))
+    iy = max(0.0, min(face[3], other[3]) - max(face[1], other[1]))
+    area = (face[2] - face[0]) * (face[3] - face[1])
+    return ix * iy / area if area > 0 else 1.0
+
+
+def occluded(person: Person, people: list[Person], spec: SynthSpec, t: float) -> bool:
+    """Whether a quarter or more of the face is hidden by the pillar or by a nearer walker."""
+    head, _ = layout(person, spec, t)
+    w, h = head[2] - head[0], head[3] - head[1]
+    face = (head[0] + 0.2 * w, head[1] + 0.2 * h, head[2] - 0.2 * w, head[3] - 0.15 * h)
+    blockers = [pillar_rect(spec)]
+    for other in people:
+        if other is not person and other.enter_s <= t < other.exit_s and \
+                head_width(other, spec, t) > head_width(person, spec, t):
+            blockers.extend(layout(other, spec, t))
+    return any(overlap_fraction(face, b) >= OCCLUDED_FRACTION for b in blockers)
+
+
+def first_seen_at_size(person: Person, people: list[Person], spec: SynthSpec,
+                       iod_per_head_width: float = IOD_PER_HEAD_WIDTH,
+                       min_interocular_px: float = MIN_INTEROCULAR_PX) -> float | None:
+    """Time of the first frame where the face is at least the minimum size and not hidden
+    (None: never).  ``iod_per_head_width`` is a typical LFW value unless measured."""
+    first = math.ceil(person.enter_s * spec.fps - 1e-9)
+    for index in range(first, math.ceil(person.exit_s * spec.fps)):
+        t = index / spec.fps
+        big = head_width(person, spec, t) * iod_per_head_width >= min_interocular_px
+        if big and not occluded(person, people, spec, t):
+            return round(t, 3)
+    return None
+
+
+def people_from_truth(truth: dict[str, Any]) -> list[Person]:
+    fields = set(Person.__dataclass_fields__)
+    return [Person(**{**{k: v for k, v in p.items() if k in fields},
+                      "enrol_photos": tuple(p["enrol_photos"])}) for p in truth["people"]]
 
 
 def render(people: list[Person], sprites: dict[str, Sprite], background: np.ndarray, spec: SynthSpec,

@@ -84,10 +84,14 @@ def test_a_fast_face_is_followed():
     assert ids == {first}
 
 
-def test_overlapping_continuations_are_certain():
+def test_overlapping_continuations_are_certain_unless_the_size_jumps():
     tracker = IouTracker()
-    tracker.update([(0.0, 0.0, 50.0, 50.0)], 0.0)
+    (tid,) = tracker.update([(0.0, 0.0, 50.0, 50.0)], 0.0).assignments
     assert tracker.update([(5.0, 0.0, 55.0, 50.0)], 0.1).uncertain == []
+    # The near face left; the smaller one it hid is matched (IoU 0.36) but flagged.
+    update = tracker.update([(5.0, 0.0, 35.0, 30.0)], 0.2)
+    assert update.assignments == [tid]
+    assert update.uncertain == [tid]
 
 
 def test_a_far_away_face_is_a_new_track():

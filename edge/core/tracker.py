@@ -25,6 +25,9 @@ VELOCITY_GAIN = 0.5
 MAX_CENTER_SHIFT = 0.8
 MAX_SIZE_RATIO = 1.6
 FALLBACK_WEIGHT = 0.01
+# A matched box this much wider or narrower than predicted is probably another face
+# (a near walker left and revealed the one behind): flagged uncertain.
+SIZE_JUMP = 1.3
 
 
 def center_affinity(a: Box, b: Box) -> float:
@@ -46,6 +49,11 @@ def iou(a: Box, b: Box) -> float:
     area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
+
+
+def size_jump(predicted: Box, box: Box) -> bool:
+    a, b = predicted[2] - predicted[0], box[2] - box[0]
+    return a <= 0 or b <= 0 or max(a, b) / min(a, b) > SIZE_JUMP
 
 
 @dataclass
@@ -78,7 +86,7 @@ class TrackUpdate:
     assignments: list[int]  # track id per detection, in detection order
     ended: list[int]  # tracks that ended in this update
     # Tracks continued by a box that did not overlap their prediction (matched on
-    # proximity only): the face may belong to somebody else now.
+    # proximity only) or changed size abruptly: the face may be somebody else's now.
     uncertain: list[int] = field(default_factory=list)
 
 
@@ -96,9 +104,10 @@ class IouTracker:
         for affinity, det, track_id in pairs:
             if assignments[det] is None and track_id not in assignments:
                 assignments[det] = track_id
-                self.tracks[track_id].update(boxes[det], ts)
-                if affinity < FALLBACK_WEIGHT:
+                track = self.tracks[track_id]
+                if affinity < FALLBACK_WEIGHT or size_jump(track.predict(ts), boxes[det]):
                     uncertain.append(track_id)
+                track.update(boxes[det], ts)
         result = [tid if tid is not None else self._start(boxes[i], ts)
                   for i, tid in enumerate(assignments)]
         return TrackUpdate(result, self._end_stale(ts), uncertain)
