@@ -8,10 +8,12 @@ through OpenCV's FFMPEG backend - the same RTSP/RTP demuxer a pulled camera uses
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -156,6 +158,49 @@ def test_garbage_file_is_retried_with_growing_back_off(tmp_path: Path, stop: thr
     assert status["last_error"] == "cannot open source"
     assert status["reconnects_last_hour"] >= 4
     assert cam.slot.take() is None
+
+
+class GarbageServer:
+    """A "camera" on loopback that answers every connection with random bytes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        rng = np.random.default_rng(2)
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(rng.integers(0, 256, 4096, np.uint8).tobytes())
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(2)
+
+
+def test_network_stream_of_garbage_is_down_and_retried(stop: threading.Event) -> None:
+    server = GarbageServer()
+    try:
+        cam = started(camera(f"rtsp://127.0.0.1:{server.port}/live", open_timeout_s=1.0,
+                             backoff_min_s=0.1, backoff_max_s=0.2), stop)
+        assert wait_until(lambda: server.connections >= 3, 15), cam.snapshot()
+        status = cam.snapshot()
+        assert status["state"] == "down"
+        assert status["frames"] == 0
+        assert status["reconnects_last_hour"] >= 2
+        assert cam.slot.take() is None
+    finally:
+        stop.set()
+        server.close()
 
 
 def test_missing_file_is_down_not_ended(tmp_path: Path, stop: threading.Event) -> None:
