@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -102,7 +103,23 @@ def build_gallery(engine: FaceEngine, cfg: EdgeConfig, args: argparse.Namespace,
         for person in truth["people"]:
             for photo in person["enrol_photos"]:
                 add_photo(gallery, engine, faces / photo, person["customer_id"])
+    add_distractors(gallery, engine, args, truth)
     return gallery
+
+
+def add_distractors(gallery: Gallery, engine: FaceEngine, args: argparse.Namespace,
+                    truth: dict[str, Any] | None) -> None:
+    """Customers nobody in the video is: a gallery of realistic size for the decision."""
+    data = os.environ.get("BRANCH_EDGE_DATA")
+    faces = args.faces or (Path(truth["faces_dir"]) if truth else Path(data) / "faces" if data else None)
+    if not args.distractors or faces is None or not faces.is_dir():
+        return
+    shown = {p["label"] for p in truth["people"]} if truth else set()
+    folders = [d for d in sorted(faces.iterdir()) if d.is_dir() and d.name not in shown]
+    for folder in folders[: args.distractors]:
+        photos = sorted(p for p in folder.iterdir() if p.is_file())
+        if photos:
+            add_photo(gallery, engine, photos[0], f"D{len(gallery):05d}")
 
 
 def add_photo(gallery: Gallery, engine: FaceEngine, path: Path, customer_id: str) -> None:
@@ -338,6 +355,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "report recall and time to recognition")
     parser.add_argument("--faces", type=Path,
                         help="faces folder of the truth's photos (default: as recorded)")
+    parser.add_argument("--distractors", type=positive(int, 0, 100_000), default=50,
+                        help="also enrol the first photo of this many other identities of --faces "
+                             "(default 50; faces from the truth or $BRANCH_EDGE_DATA/faces)")
     parser.add_argument("--max-frames", type=positive(int, 1, 1_000_000), default=100_000)
     parser.add_argument("--cameras", type=positive(int, 0, 64), default=0,
                         help="capacity mode: this many paced copies of the video (default 0: comparison)")

@@ -101,6 +101,8 @@ class TrackingConfig(Section):
 class DecisionConfig(Section):
     min_frames: int = Field(3, ge=1, le=50, description="agreeing good frames before accepting")
     max_embeds_per_track: int = Field(12, ge=1, le=500, description="then the track stays unknown")
+    give_up_margin: float = Field(
+        0.2, ge=0.0, le=2.0, description="unknown early when the best is this far below the threshold")
     window: int = Field(8, ge=1, le=100, description="most recent embedded frames aggregated")
     top_k: int = Field(5, ge=2, le=100, description="customers kept per frame")
     recheck_s: float = Field(0.5, ge=0.1, le=60.0, description="decided tracks: re-embed this often")

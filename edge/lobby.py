@@ -109,7 +109,7 @@ class LobbyPipeline:
         self.quality = cfg.quality.model_copy(update={"min_blur": cfg.lobby.min_blur})
         self.cameras: dict[str, CameraState] = {}
         self.counts = {"frames": 0, "faces": 0, "tracks": 0, "embeds": 0, "decisions": 0,
-                       "unknown": 0, "switches": 0, "strangers": 0}
+                       "unknown": 0, "rechecks": 0, "switches": 0, "strangers": 0}
         self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------
@@ -213,6 +213,7 @@ class LobbyPipeline:
             return []
         embeddings = self.engine.embed([c.crop for c in candidates])
         self.counts["embeds"] += len(candidates)
+        self.counts["rechecks"] += sum(1 for c in candidates if c.check)
         candidates, embeddings = self._recheck(camera, candidates, embeddings, ts)
         ranked = self.gallery.search_batch(embeddings, k=self.cfg.decision.top_k) \
             if len(self.gallery) and len(candidates) else [[] for _ in candidates]

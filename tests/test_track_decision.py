@@ -18,6 +18,7 @@ class Rule:
     min_frames: int = 3
     max_embeds_per_track: int = 8
     window: int = 6
+    give_up_margin: float = 2.0  # off unless a test sets it
 
 
 def frame(weight: float = 1.0, **scores: float) -> FrameEvidence:
@@ -88,3 +89,23 @@ def test_a_customer_missing_from_a_frames_top_k_counts_with_its_floor():
     f = frame(alice=0.8, bob=0.3)
     assert f.score_of("carol") == 0.3
     assert FrameEvidence((), 1.0).score_of("carol") == 0.0
+
+
+def test_a_clear_stranger_is_given_up_after_min_frames():
+    rule = Rule(min_frames=3, give_up_margin=0.2)
+    track = TrackEvidence(rule.window)
+    assert feed(track, [frame(alice=0.1, bob=0.05)] * 3, rule) == ["pending", "pending", "unknown"]
+
+
+@given(st.lists(st.floats(THRESHOLD - 0.2, 1.0), min_size=1, max_size=8))
+def test_a_near_miss_is_not_given_up_early(scores):
+    rule = Rule(min_frames=3, max_embeds_per_track=20, give_up_margin=0.2)
+    track = TrackEvidence(rule.window)
+    states = feed(track, [frame(alice=s, bob=-0.5) for s in scores], rule)
+    assert "unknown" not in states
+
+
+def test_an_empty_gallery_gives_up_after_min_frames():
+    rule = Rule(min_frames=2, give_up_margin=0.2)
+    track = TrackEvidence(rule.window)
+    assert feed(track, [FrameEvidence((), 1.0)] * 2, rule) == ["pending", "unknown"]

@@ -11,7 +11,9 @@ ranked score (an upper bound of what the customer scored there).  The track is:
   ``min_frames`` frames of the window ranked that customer first at or above the
   threshold (one lucky frame is not enough);
 - ``unknown`` once ``max_embeds_per_track`` frames were embedded without an
-  acceptance: the pipeline stops embedding it (a stranger, or ambiguous);
+  acceptance, or earlier, after ``min_frames`` frames, when even the best
+  customer's aggregate is more than ``give_up_margin`` below the threshold: the
+  pipeline stops embedding it (a stranger, or ambiguous);
 - ``pending`` otherwise.  Accepted and unknown are final.
 """
 
@@ -36,6 +38,8 @@ class DecisionRule(Protocol):
     def max_embeds_per_track(self) -> int: ...
     @property
     def window(self) -> int: ...
+    @property
+    def give_up_margin(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,14 @@ class TrackEvidence:
         if decision.accepted and best is not None and \
                 agreeing_frames(self.frames, best.customer_id, threshold) >= rule.min_frames:
             self.state = "accepted"
-        elif self.embeds >= rule.max_embeds_per_track:
+        elif self.embeds >= rule.max_embeds_per_track or self._hopeless(threshold, rule):
             self.state = "unknown"
         return self.state
+
+    def _hopeless(self, threshold: float, rule: DecisionRule) -> bool:
+        """After ``min_frames`` frames, nobody in the gallery comes within
+        ``give_up_margin`` of the threshold: a stranger, decided early."""
+        if self.embeds < rule.min_frames or self.decision is None:
+            return False
+        best = self.decision.best
+        return best is None or best.score < threshold - rule.give_up_margin
