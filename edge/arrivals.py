@@ -9,6 +9,7 @@ both languages; otherwise the portrait holds what the store has (tier).
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,6 +24,7 @@ from mqtt.messages import MAX_IMAGE_B64, Arrival, CustomerCard, Portrait
 if TYPE_CHECKING:
     from edge.portrait import PortraitBuilder, PortraitBundle
 
+log = logging.getLogger(__name__)
 ARRIVAL_TTL = timedelta(minutes=15)
 THUMBNAIL_SIDE = 112
 THUMBNAIL_MAX_BYTES = 16 * 1024
@@ -57,7 +59,11 @@ def build_arrival(
     bundle = None
     if portraits is not None:
         day = today or sighting.seen_at.astimezone().date()
-        bundle = portraits.build(customer.customer_id, day, visit_id=visit, rm_id=customer.assigned_rm)
+        try:
+            bundle = portraits.build(customer.customer_id, day, visit_id=visit, rm_id=customer.assigned_rm)
+        except Exception as err:  # a CRM problem must never cost the RM the arrival itself
+            log.warning("portrait unavailable for arrival (visit %s): %s", visit, type(err).__name__)
+            bundle = None
     return Arrival(
         branch_id=branch_id,
         expires_at=sighting.seen_at + ARRIVAL_TTL,

@@ -22,10 +22,10 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.arrivals import Sighting, build_arrival
 from edge.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source
@@ -37,6 +37,17 @@ from edge.store import Store
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient
 from mqtt.messages import DeviceStatus, utc_now
+
+if TYPE_CHECKING:
+    from edge.portrait import PortraitBuilder
+
+
+class Service(Protocol):
+    """A component with threads of its own that the daemon starts and stops
+    (the counter authorization service)."""
+
+    def start(self, stop: threading.Event | None = None) -> None: ...
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +75,11 @@ class PipelineWorker(threading.Thread):
     """Frames in, arrivals out; owns the store connection, the pipeline and the visit book."""
 
     def __init__(self, cfg: EdgeConfig, engine: FaceEngine, open_store: Callable[[], Store],
-                 client: BranchClient, *, cameras: list[Camera], stop: threading.Event) -> None:
+                 client: BranchClient, *, cameras: list[Camera], stop: threading.Event,
+                 portraits: PortraitBuilder | None = None) -> None:
         super().__init__(name="pipeline", daemon=True)
         self.cfg, self.engine, self.open_store, self.client = cfg, engine, open_store, client
+        self.portraits = portraits
         self.cameras, self.stop_event = cameras, stop
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -136,7 +149,7 @@ class PipelineWorker(threading.Thread):
         seen_at = utc_now() - timedelta(seconds=time.monotonic() - frame.grabbed_at)
         sighting = Sighting(recognition.camera_id, seen_at, recognition.face_crop)
         visit_id = str(uuid.UUID(decision.visit_id))
-        arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id)
+        arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id, portraits=self.portraits)
         self.client.publish(arrival)
         self.arrivals += 1
         self.last_arrival_at = utc_now()
@@ -185,14 +198,16 @@ class EdgeDaemon:
 
     def __init__(self, cfg: EdgeConfig, engine: FaceEngine, open_store: Callable[[], Store],
                  client: BranchClient, *, opener: Opener = open_source,
-                 exit_when_sources_end: bool = False) -> None:
+                 exit_when_sources_end: bool = False, portraits: PortraitBuilder | None = None,
+                 services: Sequence[Service] = ()) -> None:
         self.cfg, self.client = cfg, client
+        self.services = list(services)
         self.stop_event = threading.Event()
         self.version = package_version()
         self.exit_when_sources_end = exit_when_sources_end
         self.cameras = open_cameras(cfg.cameras, self.stop_event, time.monotonic(), opener)
         self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=self.cameras,
-                                     stop=self.stop_event)
+                                     stop=self.stop_event, portraits=portraits)
         self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
         self._started = False
         self.final_status: DeviceStatus | None = None
@@ -209,6 +224,8 @@ class EdgeDaemon:
         self._started = True
         self.client.update_status(self.status())
         self.client.start()
+        for service in self.services:
+            service.start(self.stop_event)
         for camera in self.cameras:
             camera.start()
         self.status_thread.start()
@@ -225,6 +242,8 @@ class EdgeDaemon:
         for camera in self.cameras:
             camera.join(JOIN_S)
         self.status_thread.join(JOIN_S)
+        for service in self.services:
+            service.stop(JOIN_S)
         self.final_status = dataclasses.replace(self.status(), state="stopped")
         self.client.update_status(self.final_status)
         self.client.stop()

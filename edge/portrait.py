@@ -70,12 +70,14 @@ class PortraitBuilder:
     def close(self) -> None:
         self.crm.close()
 
-    def recommender(self, today: date) -> Recommender:
+    def recommender(self, today: date) -> Recommender | None:
+        """The fitted recommender, or None while the CRM holds no customers."""
         version = self.crm.data_version()
         if self._fitted is None or self._fitted[:2] != (version, today):
             with self.crm.lock:
                 pop = Population.load(self.crm)
-                self._fitted = (version, today, Recommender(pop, self.cfg, as_of=today))
+                fitted = Recommender(pop, self.cfg, as_of=today) if pop.customers else None
+                self._fitted = (version, today, fitted)
         return self._fitted[2]
 
     def build(self, customer_id: str, today: date, visit_id: str | None = None,
@@ -84,8 +86,8 @@ class PortraitBuilder:
         ``visit_id`` the recommendations are remembered for outcome linking."""
         with self._lock, self.crm.lock:  # one connection shared with the outcome handler's thread
             rec = self.recommender(today)
-            customer = rec.pop.customers.get(customer_id)
-            if customer is None:
+            customer = rec.pop.customers.get(customer_id) if rec is not None else None
+            if rec is None or customer is None:
                 return None
             holdings = rec.pop.holdings.get(customer_id, [])
             ranked = rec.recommend(customer_id, today, holdings)

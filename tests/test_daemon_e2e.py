@@ -173,3 +173,44 @@ def test_lobby_demo_prints_each_arrival_a_pad_receives(tmp_path: Path, engine, l
     pad_lines = [line for line in lines if "PAD <- arrival" in line]
     assert len(pad_lines) == summary["arrivals_received"]
     assert all("tier private" in line and "RM RM-01" in line and " ms" in line for line in pad_lines)
+
+
+def test_branch_edge_run_publishes_arrivals_and_stores_rm_outcomes(
+        tmp_path: Path, provisioned_branch, running_broker, engine, lobby) -> None:
+    """The real `branch-edge run` process: arrivals reach the RM, whose outcome is
+    stored at the edge against the visit (the daemon subscribes to outcomes)."""
+    import os
+    import subprocess
+    import sys
+
+    from edge.crm import CrmStore
+    from mqtt.messages import Outcome
+    from tests.daemon_fixtures import write_toml
+
+    cfg = enrolled_branch(tmp_path, provisioned_branch, engine, lobby, running_broker, loop=True)
+    config = write_toml(cfg, tmp_path / "edge.toml")
+    pad = Subscriber(provisioned_branch, tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    command = [sys.executable, "-m", "edge.cli", "run", "--config", str(config), "--seconds", "25"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if not wait_until(lambda: pad.received, 30):
+            proc.terminate()
+            pytest.fail("no arrival from branch-edge run: " + proc.communicate(timeout=30)[1][-3000:])
+        arrival = pad.received[0][0]
+        outcome = Outcome(branch_id=arrival.branch_id, arrival_id=arrival.id, visit_id=arrival.visit_id,
+                          customer_id=arrival.customer.customer_id, rm_id="RM-01", device_id="rm-1",
+                          result="interested", note="call back next week")
+        pad.client.publish(outcome)
+
+        def stored() -> bool:
+            with CrmStore.open(cfg.store.path) as crm:
+                return bool(crm.execute("SELECT result FROM crm_outcomes WHERE message_id = ?",
+                                        (outcome.id,)).fetchall())
+
+        assert wait_until(stored, 15), "the daemon did not store the RM's outcome"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        pad.close()
+    assert proc.returncode == 0, err[-2000:]

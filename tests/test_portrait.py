@@ -201,3 +201,24 @@ def test_arrivals_and_outcomes_from_several_threads(builder: PortraitBuilder) ->
     assert errors == []
     assert builder.crm.execute("SELECT COUNT(*) FROM crm_outcomes").fetchone()[0] == 80
     assert builder.crm.execute("SELECT COUNT(DISTINCT visit_id) FROM crm_shown").fetchone()[0] == 80
+
+
+def test_empty_crm_gives_no_portrait_and_arrivals_still_build(tmp_path):
+    """A branch without a CRM import yet: arrivals fall back to the store-only portrait."""
+    from datetime import UTC, datetime
+
+    from edge.arrivals import Sighting, build_arrival
+    from edge.config import EdgeConfig
+    from edge.crm import CrmStore
+    from edge.portrait import PortraitBuilder
+    from edge.store import Customer
+
+    builder = PortraitBuilder(CrmStore.open(tmp_path / "crm.db"), EdgeConfig().crm)
+    try:
+        assert builder.build("C1", datetime.now(UTC).date()) is None
+        customer = Customer("C1", "Demo", "private", "RM-01", "", "")
+        arrival = build_arrival("b1", customer, Sighting("cam", datetime.now(UTC), None), portraits=builder)
+        assert arrival.portrait.segment == "private"
+        assert arrival.recommendations == []
+    finally:
+        builder.close()

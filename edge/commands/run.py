@@ -22,11 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge.auth import AuthService, load_policies
     from edge.config import ConfigError, load_config
     from edge.daemon import EdgeDaemon, package_version
+    from edge.inbound import edge_inbound
     from edge.logging_setup import configure_logging
+    from edge.portrait import PortraitBuilder
     from edge.status import status_dict
-    from edge.store import open_configured
+    from edge.store import Store, open_configured
     from edge.vision.engine import FaceEngine
     from mqtt.client import BranchClient, Identity
 
@@ -36,11 +39,25 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(cfg.logging.level, args.log_format or cfg.logging.format)
     engine = FaceEngine.from_config(cfg, args.models)
     identity = Identity(cfg.branch_id, cfg.mqtt.device_id, "edge", package_version()[:32])
-    client = BranchClient(cfg.mqtt, identity)
-    daemon = EdgeDaemon(cfg, engine, lambda: open_configured(cfg.store, None, args.key_file, create=False),
-                        client, exit_when_sources_end=args.until_end)
+    portraits = PortraitBuilder.open(cfg)
+    inbound = edge_inbound(cfg, portraits.crm)
+    client = BranchClient(cfg.mqtt, identity, receiver=inbound.receiver,
+                          subscriptions=inbound.subscriptions)
+
+    def open_store() -> Store:
+        return open_configured(cfg.store, None, args.key_file, create=False)
+
+    services: list[AuthService] = []
+    if cfg.auth.enabled:
+        policies = load_policies(cfg.auth.policies)
+        services.append(AuthService(engine, open_store, client, policies, inbox=inbound.auth_inbox))
+    daemon = EdgeDaemon(cfg, engine, open_store, client, exit_when_sources_end=args.until_end,
+                        portraits=portraits, services=services)
     started = time.monotonic()
-    code = daemon.run(args.seconds)
+    try:
+        code = daemon.run(args.seconds)
+    finally:
+        portraits.close()
     seconds = time.monotonic() - started
     final = daemon.final_status or daemon.status()
     summary = {"exit": code, "seconds": round(seconds, 1), "arrivals": daemon.worker.arrivals,
