@@ -395,6 +395,7 @@ def run_command(args: argparse.Namespace) -> int:
                                      cfg.quality.min_interocular_px) if truth else None
         report = run_capacity(args.video, LobbyPipeline(engine, gallery, cfg), cameras=args.cameras,
                               seconds=args.seconds, analyse_fps=args.analyse_fps, min_size_s=min_size)
+        report["intra_op_threads"] = cfg.runtime.intra_op_threads
     else:
         app = insightface_app(engine, cfg, args.models)
         meters, frames, fps, stats = compare(args.video, engine, app, gallery, cfg,

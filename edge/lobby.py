@@ -91,6 +91,9 @@ class Candidate:
 class CameraState:
     tracker: IouTracker
     tracks: dict[int, TrackState] = field(default_factory=dict)
+    # One lock per camera: cameras are analysed in parallel (ONNX Runtime releases
+    # the GIL), frames of one camera in order.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def lobby_detector(engine: FaceEngine, size: int) -> RectSCRFD | YuNetDetector:
@@ -117,6 +120,7 @@ class LobbyPipeline:
     def process(self, camera_id: str, frame: np.ndarray, ts: float) -> list[Recognition]:
         with self._lock:
             camera = self._camera(camera_id)
+        with camera.lock:
             faces = self._detect(frame)
             update = camera.tracker.update([_box(f) for f in faces], ts)
             for track_id in update.ended:
@@ -125,16 +129,17 @@ class LobbyPipeline:
                 if track_id in camera.tracks:
                     camera.tracks[track_id].next_check = ts
             candidates = self._candidates(camera, frame, faces, update.assignments, ts)
-            self.counts["frames"] += 1
-            self.counts["faces"] += len(faces)
+            self._count(frames=1, faces=len(faces))
             return self._decide(camera, camera_id, candidates, ts)
 
     def swap_gallery(self, gallery: Gallery) -> None:
         """New templates (after enrol or erase): pending evidence restarts; an accepted
         track whose customer left the gallery is no longer accepted."""
+        self.gallery = gallery
         with self._lock:
-            self.gallery = gallery
-            for camera in self.cameras.values():
+            cameras = list(self.cameras.values())
+        for camera in cameras:
+            with camera.lock:
                 for track_id, state in list(camera.tracks.items()):
                     cid = state.evidence.customer_id
                     if state.evidence.state == "pending" or (cid and cid not in gallery.customers):
@@ -143,8 +148,13 @@ class LobbyPipeline:
     def present(self) -> set[str]:
         """Customers whose accepted track is still alive on some camera."""
         with self._lock:
-            return {s.evidence.customer_id for c in self.cameras.values() for s in c.tracks.values()
-                    if s.evidence.customer_id is not None}
+            cameras = list(self.cameras.values())
+        present = set()
+        for camera in cameras:
+            with camera.lock:
+                present |= {s.evidence.customer_id for s in camera.tracks.values()
+                            if s.evidence.customer_id is not None}
+        return present
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -158,11 +168,17 @@ class LobbyPipeline:
         """The camera stopped: its tracks end (and strangers are counted)."""
         with self._lock:
             camera = self.cameras.pop(camera_id, None)
-            if camera is not None:
+        if camera is not None:
+            with camera.lock:
                 for track_id in camera.tracker.end_all():
                     self._end_track(camera, track_id)
 
     # -- stages -------------------------------------------------------------------
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for key, value in increments.items():
+                self.counts[key] += value
 
     def _camera(self, camera_id: str) -> CameraState:
         if camera_id not in self.cameras:
@@ -189,7 +205,7 @@ class LobbyPipeline:
             state = camera.tracks.get(track_id)
             if state is None:
                 state = camera.tracks[track_id] = self._new_track_state()
-                self.counts["tracks"] += 1
+                self._count(tracks=1)
             check = state.evidence.state != "pending"
             if (check and ts < state.next_check) or not self._cheap_gate(face):
                 continue
@@ -212,8 +228,7 @@ class LobbyPipeline:
         if not candidates:
             return []
         embeddings = self.engine.embed([c.crop for c in candidates])
-        self.counts["embeds"] += len(candidates)
-        self.counts["rechecks"] += sum(1 for c in candidates if c.check)
+        self._count(embeds=len(candidates), rechecks=sum(1 for c in candidates if c.check))
         candidates, embeddings = self._recheck(camera, candidates, embeddings, ts)
         ranked = self.gallery.search_batch(embeddings, k=self.cfg.decision.top_k) \
             if len(self.gallery) and len(candidates) else [[] for _ in candidates]
@@ -239,7 +254,7 @@ class LobbyPipeline:
             elif state.same_person(embeddings[i], self.cfg.decision.same_person_similarity):
                 state.next_check = ts + self.cfg.decision.recheck_s
             else:
-                self.counts["switches"] += 1
+                self._count(switches=1)
                 camera.tracks[cand.track_id] = self._new_track_state()
                 keep.append(i)
         return [candidates[i] for i in keep], embeddings[keep]
@@ -256,9 +271,9 @@ class LobbyPipeline:
         crop, state.best_crop = state.best_crop, None  # nothing kept once decided
         state.next_check = ts + self.cfg.decision.recheck_s
         if verdict == "unknown":
-            self.counts["unknown"] += 1
+            self._count(unknown=1)
             return None
-        self.counts["decisions"] += 1
+        self._count(decisions=1)
         decision = state.evidence.decision
         assert decision is not None
         assert decision.best is not None
@@ -270,7 +285,7 @@ class LobbyPipeline:
         state = camera.tracks.pop(track_id, None)
         if state is None or state.evidence.state == "accepted" or state.evidence.embeds == 0:
             return
-        self.counts["strangers"] += 1  # a visitor we saw well and did not recognise
+        self._count(strangers=1)  # a visitor we saw well and did not recognise
 
 
 def _box(face: Face) -> Box:
