@@ -4,6 +4,7 @@ in the opera walk is)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -188,3 +189,24 @@ def test_empty_frames_and_an_empty_gallery_are_handled(engine, edge_config):
     pipeline = LobbyPipeline(engine, Gallery(engine.embedding_size), edge_config)
     assert pipeline.process("door", np.zeros((360, 640, 3), np.uint8), 0.0) == []
     assert pipeline.stats()["faces"] == 0
+
+
+def test_cameras_analysed_in_parallel_threads_agree_with_one_at_a_time(engine, edge_config, lobby,
+                                                                       lobby_gallery):
+    video, _ = lobby
+    sequential = LobbyPipeline(engine, lobby_gallery, edge_config)
+    expected = sorted(r.customer_id for r in run_video(sequential, video, "door", 80))
+    parallel = LobbyPipeline(engine, lobby_gallery, edge_config)
+    results: dict[str, list[str]] = {}
+
+    def one(camera: str) -> None:
+        results[camera] = sorted(r.customer_id for r in run_video(parallel, video, camera, 80))
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in ("door", "hall")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert expected
+    assert results == {"door": expected, "hall": expected}
+    assert parallel.stats()["frames"] == 160
