@@ -105,6 +105,8 @@ class PipelineWorker(threading.Thread):
                 self._generation = store.gallery_generation()
                 gallery = load_gallery(store, self.engine, self.cfg)
                 self.pipeline = LobbyPipeline(self.engine, gallery, self.cfg)
+                if self.portraits is not None:  # fit the recommender now, not on the first arrival
+                    self.portraits.recommender(utc_now().astimezone().date())
                 self.ready.set()
                 self._loop()
         except Exception as err:  # fatal for the daemon: report it and stop everything

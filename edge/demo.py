@@ -14,24 +14,20 @@ import os
 import random
 import unicodedata
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
-import numpy as np
-
-from edge.arrivals import Sighting, build_arrival
 from edge.config import EdgeConfig
 from edge.core.gallery import Decision, Gallery
 from edge.crm import CrmStore
 from edge.crm_demo import load_demo_crm
 from edge.crypto import generate_key_file, load_key_ring
-from edge.demo_bus import deliver_arrivals
+from edge.demo_lobby import run_lobby_demo
 from edge.enrol import EnrolReport, enrol_folder
 from edge.portrait import PortraitBuilder
 from edge.store import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import IMAGE_SUFFIXES, load_image
-from mqtt.messages import Arrival
 
 SURNAMES = [
     "王",
@@ -181,16 +177,15 @@ def classify(truth: str | None, decision: Decision) -> str:
 
 def identify_probes(
     engine: FaceEngine, gallery: Gallery, cfg: EdgeConfig, probes: list[Probe]
-) -> tuple[list[ProbeResult], dict[int, np.ndarray]]:
-    """Decisions per probe, and the aligned face crop of each probe with a face."""
-    results, crops = [], {}
+) -> list[ProbeResult]:
+    """The open-set decision for each probe photo."""
+    results = []
     for probe in probes:
         observations = engine.analyze(load_image(probe.photo), max_faces=1)
         if not observations or observations[0].embedding is None:
             outcome = "no face (missed)" if probe.truth else "no face"
             results.append(ProbeResult(probe.number, probe.truth, None, 0.0, 0.0, "no_face", outcome))
             continue
-        crops[probe.number] = observations[0].aligned
         decision = gallery.identify(
             observations[0].embedding, cfg.recognition.threshold, cfg.recognition.margin
         )
@@ -205,38 +200,7 @@ def identify_probes(
                 classify(probe.truth, decision),
             )
         )
-    return results, crops
-
-
-def arrivals_for(results: list[ProbeResult], crops: dict[int, np.ndarray], store: Store,
-                 branch_id: str, portraits: PortraitBuilder | None = None) -> list[Arrival]:
-    """One arrival per recognised customer (the demo treats the probes as one visit)."""
-    arrivals: dict[str, Arrival] = {}
-    for r in results:
-        if r.decision is None or r.decision in arrivals:
-            continue
-        customer = store.get_customer(r.decision)
-        if customer is not None:
-            sighting = Sighting("demo-photos", datetime.now(UTC), crops.get(r.number))
-            arrivals[r.decision] = build_arrival(branch_id, customer, sighting, portraits=portraits)
-    return list(arrivals.values())
-
-
-def print_pad_feed(received: list[Arrival], seconds: float, expected: int) -> None:
-    print(f"\nRM PAD (console) received {len(received)}/{expected} arrivals over MQTT in {seconds:.2f} s:")
-    for a in received:
-        b64 = a.thumbnail_jpeg_b64
-        thumb = f"{len(b64) * 3 // 4} B thumbnail" if b64 else "no thumbnail"
-        name = _pad(a.customer.display_name, 8)
-        print(f"  {a.seen_at:%H:%M:%S}  {a.customer.customer_id}  {name}  {_pad(a.customer.tier, 10)}"
-              f"  RM {a.assigned_rm or '-'}  {thumb}")
-        p = a.portrait
-        if p.aum_band or p.risk_level:
-            print(f"      {p.segment} · AUM {p.aum_band} · risk {p.risk_level} ({p.risk_assessment})")
-        for rec in a.recommendations[:2]:
-            print(f"      推荐 {rec.name}: {rec.reason}")
-        if a.talking_points:
-            print(f"      话术 {a.talking_points[0]}")
+    return results
 
 
 def _width(text: str) -> int:
@@ -312,23 +276,8 @@ def run_demo(
         ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
         gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
         gallery.add(ids, embeddings)
-        results, crops = identify_probes(engine, gallery, cfg, probes)
-        # The fictional CRM (holdings, risk level, maturities) behind the portraits.
-        load_demo_crm(out / "demo.db", people, date.today(), out / "crm")
-        portraits = PortraitBuilder(CrmStore.open(out / "demo.db"), cfg.crm)
-        try:
-            arrivals = arrivals_for(results, crops, store, cfg.branch_id, portraits)
-        finally:
-            portraits.close()
-    received, seconds = deliver_arrivals(cfg.mqtt, cfg.branch_id, arrivals, out / "mqtt")
+        results = identify_probes(engine, gallery, cfg, probes)
     summary = summarise(results, report, cfg.recognition.threshold, cfg.recognition.margin)
-    summary["arrivals_published"] = len(arrivals)
-    summary["arrivals_received"] = len(received)
-    (out / "demo-summary.json").write_text(
-        json.dumps(
-            {"summary": summary, "results": [asdict(r) for r in results]}, indent=2, ensure_ascii=False
-        )
-    )
     print(f"Demo branch: {len(people)} fictional customers enrolled from {faces_dir}")
     print(f"enrolment: {summary['enrolment']}\n")
     print(format_table(results, {c.customer_id: c for c in people}))
@@ -338,9 +287,36 @@ def run_demo(
         f"strangers falsely recognised "
         f"(threshold {cfg.recognition.threshold}, margin {cfg.recognition.margin})"
     )
-    print_pad_feed(received, seconds, len(arrivals))
+    summary["lobby"] = run_lobby(out, faces_dir, cfg, engine, people)
+    report_json = {"summary": summary, "results": [asdict(r) for r in results]}
+    (out / "demo-summary.json").write_text(json.dumps(report_json, indent=2, ensure_ascii=False))
     print(f"output: {out}/")
     return summary
+
+
+def run_lobby(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngine,
+              people: list[DemoCustomer]) -> dict[str, object]:
+    """The lobby leg: the daemon over a synthetic lobby video of the demo branch,
+    arrivals with portraits from the fictional CRM, an RM PAD on the console and
+    the PAD app saving each customer card."""
+    # The fictional CRM (holdings, risk level, maturities) behind the portraits.
+    load_demo_crm(out / "demo.db", people, date.today(), out / "crm")
+    keys = load_key_ring(cfg.store, out / "demo-store.key")
+    portraits = PortraitBuilder(CrmStore.open(out / "demo.db"), cfg.crm)
+    try:
+        return run_lobby_demo(
+            out / "lobby", faces_dir, cfg, engine, customers_csv=out / "demo-customers.csv",
+            open_store=lambda: Store.open(out / "demo.db", keys, create=False),
+            portraits=portraits, pad_cards=out / "pad-cards",
+            background_video=default_background_video(faces_dir),
+        )
+    finally:
+        portraits.close()
+
+
+def default_background_video(faces_dir: Path) -> Path | None:
+    video = faces_dir.parent / "video" / "royal_opera_house_walk_1080p.mp4"
+    return video if video.is_file() else None
 
 
 def default_faces_dir() -> Path:

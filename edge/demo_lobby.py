@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import CameraConfig, EdgeConfig
 from edge.daemon import EdgeDaemon
 from edge.demo_bus import demo_broker
+from edge.portrait import PortraitBuilder
 from edge.store import Store
 from edge.synth import SynthSpec, generate_lobby
 from edge.vision.engine import FaceEngine
@@ -30,6 +31,9 @@ from mqtt.dedup import SeenIds
 from mqtt.messages import Arrival, utc_now
 from mqtt.receiver import Receiver
 from mqtt.topics import BranchTopics
+
+if TYPE_CHECKING:
+    from ui.demo import PadProcess
 
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_S = 10.0
@@ -96,9 +100,15 @@ class ConsolePad:
 
 def format_arrival(arrival: Arrival, latency_ms: float) -> str:
     card = arrival.customer
-    return (f"  PAD <- arrival  {arrival.seen_at:%H:%M:%S}  {card.display_name or card.customer_id:<8} "
-            f"tier {card.tier or '-':<6} RM {arrival.assigned_rm or '-':<6} camera {arrival.camera_id}  "
-            f"latency {latency_ms:6.0f} ms")
+    lines = [f"  PAD <- arrival  {arrival.seen_at:%H:%M:%S}  {card.display_name or card.customer_id:<8} "
+             f"tier {card.tier or '-':<6} RM {arrival.assigned_rm or '-':<6} camera {arrival.camera_id}  "
+             f"latency {latency_ms:6.0f} ms"]
+    p = arrival.portrait
+    if p.aum_band:
+        lines.append(f"      {p.segment} · AUM {p.aum_band} · risk {p.risk_level} ({p.risk_assessment})")
+    lines += [f"      推荐 {r.name}: {r.reason}" for r in arrival.recommendations[:2]]
+    lines += [f"      话术 {t}" for t in arrival.talking_points[:1]]
+    return "\n".join(lines)
 
 
 def lobby_config(cfg: EdgeConfig, video: Path, pace: str) -> EdgeConfig:
@@ -110,8 +120,12 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
                    customers_csv: Path, open_store: Callable[[], Store], visitors: int = 5,
                    strangers: int = 3, seconds: float = 24.0, pace: str = "native",
                    background_video: Path | None = None,
-                   show: Callable[[str], None] = print) -> dict[str, Any]:
-    """Synthesise the lobby, run the daemon over it, print arrivals as a PAD gets them."""
+                   show: Callable[[str], None] = print, portraits: PortraitBuilder | None = None,
+                   pad_cards: Path | None = None) -> dict[str, Any]:
+    """Synthesise the lobby, run the daemon over it, print arrivals as a PAD gets them.
+
+    With ``pad_cards`` the real PAD app (offscreen without a display) also runs and
+    saves a screenshot of the customer card of every arrival there."""
     out.mkdir(parents=True, exist_ok=True)
     walkers = visitors_csv(customers_csv, out / "lobby-visitors.csv", visitors)
     truth = generate_lobby(faces_dir, out / "lobby.mp4", out / "lobby-truth.json", customers_csv=walkers,
@@ -130,15 +144,33 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
         pad = ConsolePad(connect(bus, Identity(cfg.branch_id, "pad-rm-lobby", "rm"), state, receiver,
                                  (BranchTopics(cfg.branch_id).arrivals,)), receiver, show)
         pad.start()
+        app = start_pad_app(bus, cfg.branch_id, state, pad_cards, len(expected)) if pad_cards else None
         edge = connect(bus, Identity(cfg.branch_id, "edge", "edge"), state)
         daemon = EdgeDaemon(lobby_config(cfg, out / "lobby.mp4", pace), engine, open_store, edge,
-                            exit_when_sources_end=True)
+                            exit_when_sources_end=True, portraits=portraits)
         daemon.run()
         deadline = time.monotonic() + DRAIN_S
         while len(pad.received) < daemon.worker.arrivals and time.monotonic() < deadline:
             time.sleep(0.05)
         pad.stop()
-    return summarise(pad.received, expected, time.monotonic() - started, show)
+        cards = app.finish() if app is not None else []
+    summary = summarise(pad.received, expected, time.monotonic() - started, show)
+    summary["pad_card_screenshots"] = [str(c) for c in cards]
+    if pad_cards is not None:
+        show(f"PAD app saved {len(cards)} customer-card screenshots in {pad_cards}/")
+    return summary
+
+
+def start_pad_app(bus: MqttConfig, branch_id: str, state: Path, cards: Path, count: int) -> PadProcess | None:
+    """The real PAD app beside the console PAD; None (with a note) if it cannot start."""
+    from ui.demo import PadProcess  # noqa: PLC0415  (edge depends on ui only in the demo)
+
+    app = PadProcess.start(bus, branch_id, state / "pad-app", cards, count=count)
+    if app.wait_connected(CONNECT_TIMEOUT_S * 3):
+        return app
+    app.finish(1)
+    print("note: the PAD app did not connect; continuing with the console PAD only")
+    return None
 
 
 def summarise(received: list[Received], expected: list[str], seconds: float,

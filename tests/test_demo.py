@@ -29,14 +29,18 @@ def test_demo_recognises_customers_and_ignores_strangers(data_dir, tmp_path, cap
     assert summary["customers_recognised"] >= 0.85 * summary["customer_probes"]
     assert summary["wrong_customer"] == 0
     assert summary["false_alarms"] == 0
-    # Each recognised customer's arrival went through the embedded broker to the PAD.
-    assert summary["arrivals_received"] == summary["arrivals_published"] > 0
-    assert f"received {summary['arrivals_published']}/{summary['arrivals_published']} arrivals" in printed
     assert "recognised" in printed and "stranger: not recognised" in printed
     # Fictional names must never be printed beside a real person's name.
     real_names = {d.name for d in (data_dir / "faces").iterdir()}
     assert not [name for name in real_names if name in printed]
     assert (out / "demo-store.key").stat().st_mode & 0o077 == 0
-    # A second run starts from a fresh store and gives the same result.
-    assert main(["demo", "--out", str(out)]) == 0
-    assert json.loads((out / "demo-summary.json").read_text())["summary"] == summary
+    # The lobby leg: the daemon over the synthetic video, through the embedded broker.
+    lobby = summary["lobby"]
+    assert lobby["false_arrivals"] == 0 and lobby["repeated_arrivals"] == 0
+    assert lobby["customers_recognised"] >= lobby["customers_in_video"] - 1
+    assert printed.count("PAD <- arrival") == lobby["arrivals_received"]
+    assert "AUM" in printed and "推荐" in printed, "arrivals carry the CRM portrait"
+    # The PAD app saved a customer card for each arrival it showed.
+    cards = sorted((out / "pad-cards").glob("card-*.png"))
+    assert len(cards) == lobby["arrivals_received"]
+    assert all(c.read_bytes().startswith(b"\x89PNG") for c in cards)

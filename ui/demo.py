@@ -53,8 +53,10 @@ class PadProcess:
         config = write_pad_config(bus, branch_id, state, language=language)
         args = [sys.executable, "-m", "ui.cli", "--config", str(config), "--screenshots", str(cards),
                 "--exit-after", str(count), "--log-level", "INFO"]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ))
+        env = dict(os.environ)
+        if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+            env.setdefault("QT_QPA_PLATFORM", "offscreen")  # a window when there is a display
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         pad = cls(proc, cards)
         pad._reader = threading.Thread(target=pad._read_log, name="pad-log", daemon=True)
         pad._reader.start()
