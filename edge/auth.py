@@ -309,17 +309,22 @@ class AuthService:
             verdict=decision.verdict, reasons=list(decision.reasons + extra)[:20],
             scores=response_scores(decision), decided_by=decided_by,
         )
-        self.client.publish(response)
+        # Audit first: a decision the teller has seen is always in the audit log.
         self.store.audit(decided_by or ACTOR, "auth_decided", request.id, {
             "verdict": decision.verdict, "reasons": list(decision.reasons),
             "scores": [vars(s) for s in decision.scores], "scenario": request.scenario,
         })
+        self.client.publish(response)
         log.info("auth %s (%s): %s %s", request.id, request.scenario, decision.verdict,
                  ",".join(decision.reasons))
 
     def escalate(self, request: AuthRequest, decision: Decision) -> None:
         timeout = self.policies.escalation_timeout_s
         self.pending[request.id] = Pending(request, decision, self.clock() + timeout)
+        self.store.audit(ACTOR, "auth_escalated", request.id, {
+            "reasons": list(decision.reasons), "scores": [vars(s) for s in decision.scores],
+            "timeout_s": timeout,
+        })
         self.client.publish(AuthEscalation(
             branch_id=self.branch_id, expires_at=utc_now() + dt.timedelta(seconds=timeout),
             request_id=request.id, teller_device_id=request.device_id, scenario=request.scenario,
@@ -333,10 +338,6 @@ class AuthService:
             branch_id=self.branch_id, request_id=request.id, device_id=request.device_id,
             verdict="escalate", reasons=list(decision.reasons), scores=response_scores(decision),
         ))
-        self.store.audit(ACTOR, "auth_escalated", request.id, {
-            "reasons": list(decision.reasons), "scores": [vars(s) for s in decision.scores],
-            "timeout_s": timeout,
-        })
         log.info("auth %s (%s): escalated %s", request.id, request.scenario, ",".join(decision.reasons))
 
     def on_decision(self, decision: AuthDecision) -> None:
