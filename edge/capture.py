@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -183,6 +184,8 @@ class CameraHealth:
     last_frame_at: float | None = None  # monotonic
     last_error: str = ""
     reconnects_last_hour: int = 0
+    # Wall clock of the first frame of a file (video time 0), for time-to-notify.
+    first_frame_wall: datetime | None = None
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=30))
 
     def frame_seen(self, now: float) -> None:
@@ -256,6 +259,8 @@ class Grabber(threading.Thread):
                 self.health.last_error = "stream read failed"
                 return "failed"
             now = time.monotonic()
+            if self.is_file and self.health.first_frame_wall is None:
+                self.health.first_frame_wall = datetime.now(UTC)
             self.health.frame_seen(now)
             ts = self.origin + video_offset + index / fps if self.is_file else now
             index += 1

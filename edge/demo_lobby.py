@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ DRAIN_S = 10.0
 class Received:
     arrival: Arrival
     latency_ms: float  # from the frame the decision was made on, to the subscriber
+    received_at: datetime
 
 
 def visitors_csv(customers_csv: Path, out: Path, visitors: int) -> Path:
@@ -88,8 +90,9 @@ class ConsolePad:
             except queue.Empty:
                 continue
             if isinstance(message, Arrival):
-                latency = (utc_now() - message.seen_at).total_seconds() * 1000
-                self.received.append(Received(message, latency))
+                now = utc_now()
+                latency = (now - message.seen_at).total_seconds() * 1000
+                self.received.append(Received(message, latency, now))
                 self.show(format_arrival(message, latency))
 
     def stop(self) -> None:
@@ -155,6 +158,9 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
         pad.stop()
         cards = app.finish() if app is not None else []
     summary = summarise(pad.received, expected, time.monotonic() - started, show)
+    if pace == "native":
+        summary["time_to_notify_ms"] = time_to_notify(
+            pad.received, people, daemon.cameras[0].health.first_frame_wall)
     summary["pad_card_screenshots"] = [str(c) for c in cards]
     if pad_cards is not None:
         show(f"PAD app saved {len(cards)} customer-card screenshots in {pad_cards}/")
@@ -171,6 +177,29 @@ def start_pad_app(bus: MqttConfig, branch_id: str, state: Path, cards: Path, cou
     app.finish(1)
     print("note: the PAD app did not connect; continuing with the console PAD only")
     return None
+
+
+def time_to_notify(received: list[Received], people: list[dict[str, Any]],
+                   video_start: datetime | None) -> dict[str, Any]:
+    """From the first frame where a customer's face is at least the minimum size
+    (ground truth ``min_size_s``) to the moment the PAD received the arrival."""
+    sized = {p["customer_id"]: p["min_size_s"] for p in people
+             if p["enrolled"] and p.get("min_size_s") is not None}
+    if video_start is None:
+        return {"count": 0}
+    waits = sorted(
+        ((r.received_at - video_start).total_seconds() - sized[r.arrival.customer.customer_id]) * 1000
+        for r in received if r.arrival.customer.customer_id in sized)
+    if not waits:
+        return {"count": 0}
+    return {"count": len(waits), "p50": round(statistics.median(waits), 1),
+            "p95": round(percentile(waits, 95), 1), "max": round(waits[-1], 1)}
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
 
 
 def summarise(received: list[Received], expected: list[str], seconds: float,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("edge.bench_gallery", "edge.bench_mqtt", "edge.bench_pipeline")
+BENCHES = ("edge.bench_gallery", "edge.bench_mqtt", "edge.bench_pipeline", "edge.bench_notify")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
