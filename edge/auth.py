@@ -139,19 +139,27 @@ class LiveMeasure:
 class Verifier:
     """Turns one request into :class:`Evidence` with the face engine and the store."""
 
-    def __init__(self, engine: FaceEngine, store: Store) -> None:
+    def __init__(self, engine: FaceEngine, store: Store,
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
         self.engine = engine
         self.store = store
+        self.counter_frames = counter_frames
+
+    def live_images(self, request: AuthRequest) -> list[np.ndarray]:
+        """The live frames: from the teller terminal, or from the edge's counter camera
+        (none when the request asks for a counter camera this edge does not have)."""
+        if request.live_source == "counter_camera":
+            return self.counter_frames() if self.counter_frames is not None else []
+        return [decode_jpeg(b64) for b64 in request.live_jpeg_b64]
 
     def holder(self, request: AuthRequest) -> Holder:
         number = rules.normalize_id_number(request.card.id_number)
         found = self.store.holder_id_matches(request.account_holder_id, number)
         return "unknown" if found is None else ("match" if found else "mismatch")
 
-    def live(self, request: AuthRequest) -> LiveMeasure:
+    def live(self, request: AuthRequest, images: list[np.ndarray]) -> LiveMeasure:
         found, usable, scores = 0, [], []
-        for b64 in request.live_jpeg_b64:
-            image = decode_jpeg(b64)
+        for image in images:
             observations = self.engine.analyze(image, max_faces=1)
             if not observations:
                 continue
@@ -171,14 +179,16 @@ class Verifier:
         return observations[0].embedding if observations else None
 
     def evidence(self, request: AuthRequest, policy: ScenarioPolicy) -> Evidence:
-        live = self.live(request)
+        images = self.live_images(request)
+        live = self.live(request, images)
         card = self.card_embedding(request)
         probe = live.embedding
         score = float(card @ probe) if card is not None and probe is not None else None
         return Evidence(
             card_problems=card_problem_codes(request.card, dt.date.today()),
             holder=self.holder(request),
-            live_supplied=len(request.live_jpeg_b64),
+            live_supplied=len(images),
+            counter_camera_missing=request.live_source == "counter_camera" and not images,
             live_frames=len(live.usable),
             live_scores=tuple(live.liveness),
             live_quality_ok=bool(live.usable) or live.faces_found == 0,
@@ -241,8 +251,10 @@ class AuthService:
 
     def __init__(self, engine: FaceEngine, store: Store | Callable[[], Store], client: BranchClient,
                  policies: Policies, *, clock: Callable[[], float] = time.monotonic,
-                 inbox: queue.Queue[Delivery] | None = None) -> None:
+                 inbox: queue.Queue[Delivery] | None = None,
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
         self.engine = engine
+        self.counter_frames = counter_frames
         # Deliveries to serve: the client's receiver queue, unless a host that shares
         # the client routes auth messages here with submit().
         if inbox is None and client.receiver is not None:
@@ -293,7 +305,8 @@ class AuthService:
             self.finish(request, Decision("reject", ("unknown_scenario",)), None)
             return
         try:
-            decision = decide(policy, Verifier(self.engine, self.store).evidence(request, policy))
+            verifier = Verifier(self.engine, self.store, self.counter_frames)
+            decision = decide(policy, verifier.evidence(request, policy))
         except BadImageError as err:
             log.warning("auth request %s: bad image: %s", request.id, err)
             decision = Decision("reject", ("bad_image",))

@@ -146,6 +146,21 @@ class LatestFrame:
             return self._cond.wait_for(lambda: not self._taken, timeout)
 
 
+def recent_frames(slot: LatestFrame, count: int, within_s: float) -> list[np.ndarray]:
+    """Up to ``count`` fresh frames from a camera's slot, waiting at most ``within_s``
+    in all (the counter camera's frames for one authorization request)."""
+    frames: list[np.ndarray] = []
+    deadline = time.monotonic() + within_s
+    while len(frames) < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not slot.wait_fresh(left):
+            break
+        frame = slot.take()
+        if frame is not None:
+            frames.append(frame.image)
+    return frames
+
+
 class Backoff:
     """Restart pacing: the delay doubles with each restart in the last ``window_s``.
 

@@ -136,6 +136,9 @@ class CameraConfig(Section):
         "native", description="files: native frame rate, or fast = as fast as analysed (no drops)"
     )
     analyse_fps: float = Field(10.0, gt=0.0, le=60.0, description="frames analysed per second")
+    role: Literal["lobby", "counter"] = Field(
+        "lobby", description="counter: frames serve authorization requests, never lobby recognition"
+    )
     rtsp_listen: bool = Field(False, description="rtsp: wait for the camera to push (RECORD)")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     open_timeout_s: float = Field(10.0, ge=0.5, le=120.0)

@@ -28,7 +28,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.arrivals import Sighting, build_arrival
-from edge.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source
+from edge.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source, recent_frames
 from edge.config import EdgeConfig
 from edge.core.gallery import Gallery
 from edge.lobby import LobbyPipeline, Recognition, VisitBook
@@ -208,7 +208,8 @@ class EdgeDaemon:
         self.version = package_version()
         self.exit_when_sources_end = exit_when_sources_end
         self.cameras = open_cameras(cfg.cameras, self.stop_event, time.monotonic(), opener)
-        self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=self.cameras,
+        lobby = [c for c in self.cameras if c.cam.role == "lobby"]
+        self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=lobby,
                                      stop=self.stop_event, portraits=portraits)
         self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
         self._started = False
@@ -250,6 +251,14 @@ class EdgeDaemon:
         self.client.update_status(self.final_status)
         self.client.stop()
         log.info("daemon stopped", extra={"arrivals": self.worker.arrivals})
+
+    def counter_frames(self, count: int = 3, within_s: float = 1.5) -> Callable[[], list[Any]] | None:
+        """The best recent frames of the counter camera, for authorization requests that
+        ask for it; None when no camera has ``role = "counter"``."""
+        counter = next((c for c in self.cameras if c.cam.role == "counter"), None)
+        if counter is None:
+            return None
+        return lambda: recent_frames(counter.slot, count, within_s)
 
     def threads(self) -> list[threading.Thread]:
         """Every thread this daemon started (the client's own threads aside)."""

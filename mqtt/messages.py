@@ -222,6 +222,9 @@ class AuthRequest(Expiring):
     )
     amount: float | None = None  # the transaction amount, for limits such as large withdrawals
     reader_sam_id: str = text(64, default="")  # the reader's SAM id: an audit fact
+    # "counter_camera": the edge takes the live frames from its own counter camera
+    # (live_jpeg_b64 is then empty); "terminal": the frames are in live_jpeg_b64.
+    live_source: Literal["terminal", "counter_camera"] = "terminal"
 
 
 @dataclass(frozen=True, kw_only=True)

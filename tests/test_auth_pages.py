@@ -185,3 +185,16 @@ def test_supervisor_queue_drops_expired_escalations_and_switches_language(qtbot)
     assert page.list.count() == 1
     qtbot.waitUntil(lambda: page.list.count() == 0, timeout=5000)
     assert sent == []
+
+
+def test_counter_camera_option_asks_the_edge_for_its_own_frames(qtbot, counter, edge_service, start_pad):
+    teller = start_pad("teller-1", "teller").window.page
+    assert isinstance(teller, TellerPage)
+    read_card_and_capture(qtbot, teller)
+    assert teller.use_counter_camera.text() == "由柜台摄像头采集人脸（网点电脑）"
+    teller.use_counter_camera.setChecked(True)
+    request = teller.build_request()
+    assert request.live_source == "counter_camera" and request.live_jpeg_b64 == []
+    teller.use_counter_camera.setChecked(False)
+    request = teller.build_request()
+    assert request.live_source == "terminal" and len(request.live_jpeg_b64) == 3

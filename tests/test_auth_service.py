@@ -78,7 +78,7 @@ def db(tmp_path, keys) -> Path:
 class Bus:
     """The edge service, a teller terminal and a supervisor PAD on one real broker."""
 
-    def __init__(self, prov, tmp_path, engine, *, db, keys, policies) -> None:
+    def __init__(self, prov, tmp_path, engine, *, db, keys, policies, counter_frames=None) -> None:
         self.responses: list[AuthResponse] = []
         self.escalations: list[AuthEscalation] = []
         topics = auth_subscriptions(BRANCH)
@@ -90,7 +90,7 @@ class Bus:
                                       subscriptions=(f"bank/v1/branch/{BRANCH}/auth/escalations",),
                                       handler=lambda d: self.escalations.append(d.message))
         self.service = AuthService(engine, lambda: Store.open(db, keys, create=False), self.edge,
-                                   policies_from_dict(policies))
+                                   policies_from_dict(policies), counter_frames=counter_frames)
         self.clients = (self.edge, self.teller, self.supervisor)
         for client in self.clients:
             client.start()
@@ -119,8 +119,9 @@ def bus(provisioned_branch, mosquitto_broker, tmp_path, engine, *, db, keys):
     mosquitto_broker(provisioned_branch)
     made: list[Bus] = []
 
-    def start(policies=POLICIES) -> Bus:
-        made.append(Bus(provisioned_branch, tmp_path, engine, db=db, keys=keys, policies=policies))
+    def start(policies=POLICIES, counter_frames=None) -> Bus:
+        made.append(Bus(provisioned_branch, tmp_path, engine, db=db, keys=keys, policies=policies,
+                        counter_frames=counter_frames))
         return made[-1]
 
     yield start
@@ -261,3 +262,30 @@ def test_start_refuses_a_store_connection_it_cannot_use(provisioned_branch, tmp_
         with pytest.raises(AuthError, match="store factory"):
             service.start()
     client.outbox.close()
+
+
+def test_live_frames_from_the_edges_counter_camera(bus, photos, db, keys):
+    """live_source = counter_camera: the edge verifies against its own camera's frames."""
+    import dataclasses
+
+    from edge.auth import decode_jpeg
+
+    frames = [decode_jpeg(b64) for b64 in photos["live"]]
+    edge = bus(counter_frames=lambda: list(frames))
+    req = dataclasses.replace(request(photos), live_jpeg_b64=[], live_source="counter_camera")
+    edge.teller.publish(req)
+    answer = edge.final(req)
+    assert answer.verdict == "approve", answer.reasons
+
+
+def test_counter_camera_requested_but_absent_goes_to_a_supervisor(bus, photos):
+    import dataclasses
+
+    edge = bus()  # this edge has no counter camera
+    req = dataclasses.replace(request(photos), live_jpeg_b64=[], live_source="counter_camera")
+    edge.teller.publish(req)
+    interim = edge.interim(req)
+    assert interim.verdict == "escalate"
+    assert "counter_camera_unavailable" in interim.reasons
+    assert wait_until(lambda: bool(edge.escalations), 10)
+    assert "counter_camera_unavailable" in edge.escalations[0].reasons

@@ -326,3 +326,32 @@ def test_rtsp_stream_that_stalls_is_restarted(rtsp_camera: RtspCamera, stop: thr
     stop.set()
     cam.join(8)
     assert not any(t.is_alive() for t in cam.threads())
+
+
+def test_recent_frames_takes_fresh_frames_and_gives_up_in_time():
+    """The counter camera's frames for one authorization request."""
+    import threading
+
+    import numpy as np
+
+    from edge.capture import Frame, LatestFrame, recent_frames
+
+    slot = LatestFrame()
+    stop = threading.Event()
+
+    def camera() -> None:
+        seq = 0
+        while not stop.wait(0.02):
+            seq += 1
+            slot.put(Frame("counter", np.full((4, 4, 3), seq % 255, np.uint8), seq, seq / 50, 0.0))
+
+    feeder = threading.Thread(target=camera, daemon=True)
+    feeder.start()
+    try:
+        frames = recent_frames(slot, 3, 2.0)
+        assert len(frames) == 3
+        assert len({int(f[0, 0, 0]) for f in frames}) == 3  # three different frames, none twice
+    finally:
+        stop.set()
+        feeder.join(1)
+    assert recent_frames(LatestFrame(), 3, 0.2) == []  # a dead camera: nothing, in time

@@ -128,3 +128,29 @@ def test_cli_daemon_stops_cleanly_on_sigterm_with_json_logs(
     started = next(r for r in records if r["msg"] == "daemon started")
     assert started["cameras"] == ["lobby-1"]
     assert started["level"] == "INFO"
+
+
+def test_counter_camera_feeds_authorization_not_the_lobby_pipeline(
+        tmp_path: Path, provisioned_branch, mosquitto_broker, lobby_video: Path, engine) -> None:
+    mosquitto_broker(provisioned_branch)
+    cameras = [{"name": "lobby-1", "source": str(lobby_video), "loop": True, "analyse_fps": 5},
+               {"name": "counter-1", "source": str(lobby_video), "loop": True, "role": "counter"}]
+    cfg = edge_config(tmp_path, provisioned_branch, cameras)
+    daemon = EdgeDaemon(cfg, engine, store_opener(cfg), edge_client(cfg))
+    frames = daemon.counter_frames(count=3, within_s=5.0)
+    assert frames is not None
+    daemon.start()
+    try:
+        assert wait_until(lambda: daemon.worker.analysed["lobby-1"] > 3, 15)
+        got = frames()
+        assert len(got) == 3 and got[0].shape == (240, 320, 3)
+        assert "counter-1" not in daemon.worker.analysed  # never lobby recognition
+    finally:
+        daemon.stop()
+    (tmp_path / "b").mkdir()
+    lobby_only = edge_config(tmp_path / "b", provisioned_branch, cameras[:1])
+    client = edge_client(lobby_only)
+    try:
+        assert EdgeDaemon(lobby_only, engine, store_opener(lobby_only), client).counter_frames() is None
+    finally:
+        client.stop(0)

@@ -47,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
     def open_store() -> Store:
         return open_configured(cfg.store, None, args.key_file, create=False)
 
-    services: list[AuthService] = []
-    if cfg.auth.enabled:
-        policies = load_policies(cfg.auth.policies)
-        services.append(AuthService(engine, open_store, client, policies, inbox=inbound.auth_inbox))
     daemon = EdgeDaemon(cfg, engine, open_store, client, exit_when_sources_end=args.until_end,
-                        portraits=portraits, services=services)
+                        portraits=portraits)
+    if cfg.auth.enabled:
+        daemon.services.append(AuthService(engine, open_store, client, load_policies(cfg.auth.policies),
+                                           inbox=inbound.auth_inbox, counter_frames=daemon.counter_frames()))
     started = time.monotonic()
     try:
         code = daemon.run(args.seconds)

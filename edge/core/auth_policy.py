@@ -27,6 +27,8 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "holder_mismatch": ("证件持有人不是账户持有人", "the card holder is not the account holder"),
     "holder_unknown": ("账户未登记证件号码，无法核对持有人",
                        "the account has no ID number on file to compare"),
+    "counter_camera_unavailable": ("柜台摄像头未取到画面，需人工核验",
+                                   "the counter camera gave no frames: manual check needed"),
     "no_live_capture": ("未采集现场人脸（客户未同意或未拍摄），需人工核验",
                         "no live face capture (declined or missing): manual check needed"),
     "too_few_live_frames": ("现场人脸帧数不足", "too few live frames with a face"),
@@ -98,6 +100,7 @@ class Evidence:
     card_problems: tuple[str, ...] = ()  # reason codes from the card rules
     holder: Holder = "unknown"
     live_supplied: int = 0  # live frames in the request (0: the customer declined face capture)
+    counter_camera_missing: bool = False  # the request asked for a counter camera the edge lacks
     live_frames: int = 0  # frames with a usable face
     live_scores: tuple[float, ...] = ()  # liveness per frame with a face
     live_quality_ok: bool = True
@@ -144,7 +147,8 @@ def face_findings(policy: ScenarioPolicy, ev: Evidence) -> tuple[list[str], list
     if not face_checks:
         return reject, escalate
     if ev.live_supplied == 0:
-        return reject, ["no_live_capture"]  # the non-face path: a supervisor checks by eye
+        # The non-face path: a supervisor checks by eye.
+        return reject, ["counter_camera_unavailable" if ev.counter_camera_missing else "no_live_capture"]
     if not ev.live_face_found:
         return ["no_face_live"], escalate
     if not ev.live_quality_ok:

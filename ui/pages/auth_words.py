@@ -32,6 +32,8 @@ register_texts({
     "auth.card.photo": {"zh-CN": "证件照", "en": "Card photo"},
     "auth.live": {"zh-CN": "现场画面", "en": "Live"},
     "auth.live.none": {"zh-CN": "无摄像头画面", "en": "No camera picture"},
+    "auth.counter_camera": {"zh-CN": "由柜台摄像头采集人脸（网点电脑）",
+                             "en": "Take the live face from the counter camera (branch PC)"},
     "auth.capture": {"zh-CN": "采集人脸", "en": "Capture face"},
     "auth.captured": {"zh-CN": "已采集 {n} 帧", "en": "{n} frames captured"},
     "auth.verify": {"zh-CN": "提交核验", "en": "Verify"},

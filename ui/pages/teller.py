@@ -191,6 +191,7 @@ class TellerPage(QWidget):
         self.amount = QLineEdit()
         self.consent = QCheckBox()
         self.consent.setChecked(True)
+        self.use_counter_camera = QCheckBox()
         self.reader_label = label("")
         self.card_panel = CardPanel(self.context)
         self.preview = label("")
@@ -216,6 +217,7 @@ class TellerPage(QWidget):
         left.addWidget(self.reader_label)
         left.addWidget(self.card_panel)
         left.addWidget(self.consent)
+        left.addWidget(self.use_counter_camera)
         left.addWidget(self.verify_button)
         left.addWidget(self.result)
         left.addWidget(self.reasons)
@@ -262,6 +264,7 @@ class TellerPage(QWidget):
                                strict=True):
             widget.setText(texts(key))
         self.consent.setText(texts("auth.consent"))
+        self.use_counter_camera.setText(texts("auth.counter_camera"))
         self.capture_button.setText(texts("auth.capture"))
         self.verify_button.setText(texts("auth.verify"))
         self.card_panel.show_card(self.card, texts)
@@ -324,7 +327,9 @@ class TellerPage(QWidget):
             return "auth.bad_amount"
         config = self.context.config
         photo = self.card.photo_jpeg
-        live = [live_jpeg_b64(f) for f in self.captured] if self.consent.isChecked() else []
+        from_counter = self.consent.isChecked() and self.use_counter_camera.isChecked()
+        own_frames = self.consent.isChecked() and not from_counter
+        live = [live_jpeg_b64(f) for f in self.captured] if own_frames else []
         return AuthRequest(
             branch_id=config.branch_id, expires_at=utc_now() + REQUEST_TTL, device_id=config.device_id,
             teller_id=config.effective_rm_id, transaction_id=new_id().replace("-", "")[:32],
@@ -332,6 +337,7 @@ class TellerPage(QWidget):
             card=card_fields(self.card),
             card_photo_jpeg_b64=base64.b64encode(photo).decode("ascii") if photo else None,
             live_jpeg_b64=live, amount=amount,
+            live_source="counter_camera" if from_counter else "terminal",
         )
 
     @pyqtSlot()
