@@ -198,3 +198,16 @@ def test_counter_camera_option_asks_the_edge_for_its_own_frames(qtbot, counter, 
     teller.use_counter_camera.setChecked(False)
     request = teller.build_request()
     assert request.live_source == "terminal" and len(request.live_jpeg_b64) == 3
+
+
+def test_counter_devices_come_from_pad_toml_and_the_environment_overrides(tmp_path, monkeypatch):
+    from ui.config import CounterConfig
+    from ui.pages.teller import FolderFrames, counter_devices
+
+    monkeypatch.delenv("BRANCH_PAD_IDCARD_PORT", raising=False)
+    monkeypatch.delenv("BRANCH_PAD_CAMERA", raising=False)
+    (tmp_path / "cam").mkdir()
+    reader, camera = counter_devices(CounterConfig(camera=str(tmp_path / "cam")))
+    assert reader is None and isinstance(camera, FolderFrames)
+    monkeypatch.setenv("BRANCH_PAD_CAMERA", str(tmp_path / "absent"))
+    assert counter_devices(CounterConfig(camera=str(tmp_path / "cam")))[1] is None

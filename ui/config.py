@@ -31,6 +31,16 @@ Language = Literal["zh-CN", "en"]
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 
+class CounterConfig(BaseModel):
+    """The counter terminal's devices (teller mode)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idcard_port: str | None = Field(None, description="ID-card reader serial port, e.g. /dev/ttyUSB0")
+    wlt_decoder: str | None = Field(None, description="vendor WLT photo library (path), if any")
+    camera: str | None = Field(None, description="counter camera: USB index (\"0\") or a folder of images")
+
+
 class PadConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +53,7 @@ class PadConfig(BaseModel):
     mqtt_file: Path | None = Field(None, description="provisioned mqtt.toml to read [mqtt] from")
     journal_path: Path | None = Field(None, description="received messages kept for a restart; "
                                       "default: [mqtt] seen_ids_path with .journal.db")
+    counter: CounterConfig = CounterConfig()
     mqtt: MqttConfig
 
     @property

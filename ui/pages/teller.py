@@ -3,10 +3,10 @@
 The reader (``ui.idcard.reader.IdReader``) and the counter camera are polled
 from GUI timers, so the widgets never see another thread.  Without a reader or
 camera configured the page still works for the parts it can: its status line
-says what is missing.  Configuration (environment, until the PAD config has a
-section for it): ``BRANCH_PAD_IDCARD_PORT`` (serial port of the reader),
-``BRANCH_PAD_WLT_DECODER`` (vendor photo library), ``BRANCH_PAD_CAMERA``
-(camera index, or a folder of images for demos).
+says what is missing.  Configuration: the ``[counter]`` section of pad.toml
+(``idcard_port``, ``wlt_decoder``, ``camera``: index or a folder of images); the
+environment variables ``BRANCH_PAD_IDCARD_PORT``, ``BRANCH_PAD_WLT_DECODER`` and
+``BRANCH_PAD_CAMERA`` override it (demos, tests).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
+from ui.config import CounterConfig
 from ui.i18n import Texts
 from ui.idcard.card import IdCard
 from ui.idcard.reader import IdReader, ReaderEvent
@@ -368,16 +369,17 @@ class TellerPage(QWidget):
         self.result_shown.emit(message)
 
 
-def devices_from_environment() -> tuple[IdReader | None, FrameSource | None]:
+def counter_devices(counter: CounterConfig) -> tuple[IdReader | None, FrameSource | None]:
     from ui.idcard.photo import load_decoder  # noqa: PLC0415 (ctypes vendor library, only when asked)
     from ui.idcard.reader import open_transport  # noqa: PLC0415
 
-    port = os.environ.get("BRANCH_PAD_IDCARD_PORT")
+    port = os.environ.get("BRANCH_PAD_IDCARD_PORT") or counter.idcard_port
     reader = None
     if port:
         factory: Callable[[], object] = lambda: open_transport(port)  # noqa: E731
-        reader = IdReader(factory, load_decoder(os.environ.get("BRANCH_PAD_WLT_DECODER")))  # type: ignore[arg-type]
-    source = os.environ.get("BRANCH_PAD_CAMERA", "")
+        decoder = os.environ.get("BRANCH_PAD_WLT_DECODER") or counter.wlt_decoder
+        reader = IdReader(factory, load_decoder(decoder))  # type: ignore[arg-type]
+    source = os.environ.get("BRANCH_PAD_CAMERA") or counter.camera or ""
     camera: FrameSource | None = None
     if source.isdigit():
         camera = CameraFrames(int(source))
@@ -387,5 +389,5 @@ def devices_from_environment() -> tuple[IdReader | None, FrameSource | None]:
 
 
 def create_page(context: PageContext) -> QWidget:
-    reader, camera = devices_from_environment()
+    reader, camera = counter_devices(context.config.counter)
     return TellerPage(context, reader, camera)
