@@ -18,10 +18,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from edge.commands.argtypes import bounded_float, bounded_int
 from edge.core.gallery import BACKENDS, Backend, Decision, Gallery, check_rule
 
 TARGET_P95_MS = 5.0
@@ -245,29 +246,6 @@ def faiss_threads() -> int:
     import faiss  # noqa: PLC0415  (only to report its thread count)
 
     return int(faiss.omp_get_max_threads())
-
-
-Number = TypeVar("Number", int, float)
-
-
-def _bounded(kind: type[Number], noun: str, low: Number, high: Number) -> Callable[[str], Number]:
-    def parse(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {value}")
-        return value
-    return parse
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    return _bounded(int, "an integer", low, high)
-
-
-def bounded_float(low: float, high: float) -> Callable[[str], float]:
-    return _bounded(float, "a number", low, high)
 
 
 def backend_list(text: str) -> tuple[Backend, ...]:

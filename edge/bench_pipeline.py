@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.commands.argtypes import bounded_float, bounded_int
 from edge.config import EdgeConfig, load_config
 from edge.core.gallery import Gallery
 from edge.errors import BranchEdgeError
@@ -334,18 +335,6 @@ def capacity_report(video: Path, meters: list[CameraMeter], sources: list[PacedC
 
 # -- command -----------------------------------------------------------------------
 
-def positive(kind: type, low: float, high: float) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {text}")
-        return value
-    return parse
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("pipeline", help="lobby pipeline vs the plain insightface loop; capacity")
     parser.add_argument("--video", type=Path, required=True, help="video file (e.g. the opera walk)")
@@ -355,15 +344,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "report recall and time to recognition")
     parser.add_argument("--faces", type=Path,
                         help="faces folder of the truth's photos (default: as recorded)")
-    parser.add_argument("--distractors", type=positive(int, 0, 100_000), default=50,
+    parser.add_argument("--distractors", type=bounded_int(0, 100_000), default=50,
                         help="also enrol the first photo of this many other identities of --faces "
                              "(default 50; faces from the truth or $BRANCH_EDGE_DATA/faces)")
-    parser.add_argument("--max-frames", type=positive(int, 1, 1_000_000), default=100_000)
-    parser.add_argument("--cameras", type=positive(int, 0, 64), default=0,
+    parser.add_argument("--max-frames", type=bounded_int(1, 1_000_000), default=100_000)
+    parser.add_argument("--cameras", type=bounded_int(0, 64), default=0,
                         help="capacity mode: this many paced copies of the video (default 0: comparison)")
-    parser.add_argument("--seconds", type=positive(float, 1.0, 3600.0), default=20.0,
+    parser.add_argument("--seconds", type=bounded_float(1.0, 3600.0), default=20.0,
                         help="capacity mode: how long to run (default 20)")
-    parser.add_argument("--analyse-fps", type=positive(float, 0.5, 60.0), default=10.0,
+    parser.add_argument("--analyse-fps", type=bounded_float(0.5, 60.0), default=10.0,
                         help="capacity mode: analysed frames per second per camera (default 10)")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--models", type=Path)

@@ -7,19 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from edge.commands.argtypes import bounded_float, bounded_int
 from edge.synth import SynthError, SynthSpec, generate_lobby, write_customers_csv
-
-
-def bounded(kind: type, low: float, high: float):  # type: ignore[no-untyped-def]
-    def parse(text: str):  # type: ignore[no-untyped-def]
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be within [{low}, {high}], got {text}")
-        return value
-    return parse
 
 
 def default_background() -> Path | None:
@@ -36,12 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lobby.add_argument("--truth", type=Path, required=True, help="ground-truth JSON to write")
     who = lobby.add_mutually_exclusive_group()
     who.add_argument("--customers", type=Path, help="customers CSV (customer_id,photo): who is enrolled")
-    who.add_argument("--enrolled", type=bounded(int, 0, 50), default=3,
+    who.add_argument("--enrolled", type=bounded_int(0, 50), default=3,
                      help="pick this many enrolled customers (default 3)")
-    lobby.add_argument("--strangers", type=bounded(int, 0, 50), default=2, help="default 2")
+    lobby.add_argument("--strangers", type=bounded_int(0, 50), default=2, help="default 2")
     lobby.add_argument("--customers-out", type=Path, help="write the enrolled people as a customers CSV")
-    lobby.add_argument("--seconds", type=bounded(float, 2.0, 600.0), default=16.0, help="default 16")
-    lobby.add_argument("--fps", type=bounded(float, 1.0, 60.0), default=12.0, help="default 12")
+    lobby.add_argument("--seconds", type=bounded_float(2.0, 600.0), default=16.0, help="default 16")
+    lobby.add_argument("--fps", type=bounded_float(1.0, 60.0), default=12.0, help="default 12")
     lobby.add_argument("--size", default="960x540", help="WxH (default 960x540)")
     lobby.add_argument("--background", type=Path, default=default_background(),
                        help="video whose first frame (blurred) is the lobby; default the opera walk")
