@@ -82,6 +82,9 @@ class StoreConfig(Section):
     path: Path = Path("branch-edge.db")
     key_file: Path | None = Field(None, description="32-byte key file (hex or raw), mode 0600")
     key_env: str = Field("BRANCH_EDGE_KEY", description="environment variable with the hex key")
+    old_key_files: list[Path] = Field(
+        default_factory=list, max_length=8,
+        description="older keys (0600 files): decrypt only, while `keys rotate` re-encrypts")
 
 
 class EnrolConfig(Section):
@@ -157,11 +160,30 @@ class CameraConfig(Section):
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
+    file: Path | None = Field(None, description="also log here, rotated; stderr then gets WARNING+")
+    max_bytes: int = Field(10_000_000, ge=1_000, le=10_000_000_000, description="rotate at this size")
+    backups: int = Field(5, ge=1, le=100, description="rotated files kept (file.1 ... file.N)")
+
+
+class MetricsConfig(Section):
+    """Prometheus endpoint (docs/readme/operations-metrics.md)."""
+
+    enabled: bool = Field(True, description="serve /metrics while the daemon runs")
+    bind: str = Field("127.0.0.1", min_length=1, description="address; 0.0.0.0 exposes it on the LAN")
+    port: int = Field(9108, ge=0, le=65535, description="0 = any free port (tests)")
 
 
 class DaemonConfig(Section):
     status_interval_s: float = Field(30.0, ge=1.0, le=3600.0, description="device status period")
     gallery_check_s: float = Field(2.0, ge=0.1, le=600.0, description="store re-read for erasures")
+
+
+class RetentionConfig(Section):
+    """What is deleted when (edge.retention; README "Privacy")."""
+
+    live_captures_h: float = Field(24.0, gt=0.0, le=720.0, description="live face images kept at most")
+    audit_days: int = Field(1825, ge=0, le=36_500, description="audit entries kept; 0 = forever")
+    interval_s: float = Field(3600.0, ge=1.0, le=86_400.0, description="the daemon purges this often")
 
 
 class CrmConfig(Section):
@@ -193,7 +215,9 @@ class EdgeConfig(Section):
     crm: CrmConfig = CrmConfig()
     cameras: tuple[CameraConfig, ...] = ()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     daemon: DaemonConfig = DaemonConfig()
+    retention: RetentionConfig = RetentionConfig()
     tracking: TrackingConfig = TrackingConfig()
     decision: DecisionConfig = DecisionConfig()
     visits: VisitsConfig = VisitsConfig()

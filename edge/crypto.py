@@ -146,17 +146,29 @@ def read_key_file(path: Path) -> bytes:
 
 
 def load_key_ring(cfg: StoreConfig, key_file: Path | None = None) -> KeyRing:
-    """The key from ``key_file`` (CLI), else ``cfg.key_file``, else the ``cfg.key_env`` variable."""
+    """The key from ``key_file`` (CLI), else ``cfg.key_file``, else the ``cfg.key_env`` variable.
+
+    Keys in ``cfg.old_key_files`` join the ring as decrypt-only keys (during a rotation).
+    """
+    older = tuple(read_key_file(Path(p)) for p in cfg.old_key_files)
     path = key_file or cfg.key_file
     if path is not None:
-        return KeyRing(read_key_file(Path(path)))
+        primary = read_key_file(Path(path))
+        return KeyRing(primary, _without(older, primary))
     value = os.environ.get(cfg.key_env, "")
     if value:
-        return KeyRing(parse_key(value.encode("utf-8"), f"environment variable {cfg.key_env}"))
+        primary = parse_key(value.encode("utf-8"), f"environment variable {cfg.key_env}")
+        return KeyRing(primary, _without(older, primary))
     raise StoreError(
         f"no encryption key: set store.key_file in the config, pass --key-file, or set "
         f"{cfg.key_env}; create a key with `branch-edge keys generate --out FILE`"
     )
+
+
+def _without(keys: tuple[bytes, ...], primary: bytes) -> tuple[bytes, ...]:
+    # The same key listed twice (or as primary and old) must not count as two keys.
+    unique = dict.fromkeys(k for k in keys if k != primary)
+    return tuple(unique)
 
 
 def generate_key_file(path: Path) -> str:

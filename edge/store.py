@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.config import StoreConfig
-from edge.crypto import KeyRing, associated_data, key_id_of, load_key_ring
+from edge.crypto import KeyRing, associated_data, blob_key_id_of, key_id_of, load_key_ring
 from edge.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -354,15 +354,8 @@ class Store:
 
     def verify_audit(self) -> int | None:
         """The first audit seq whose hash or chain link is wrong, or None when intact."""
-        prev = GENESIS_HASH
-        rows = self._conn.execute("SELECT * FROM audit ORDER BY seq")
-        for expected_seq, row in enumerate(rows, start=1):
-            seq, time, actor, action, subject, details, prev_hash, digest = row
-            recomputed = _audit_hash(prev_hash, (seq, time, actor, action, subject, details))
-            if seq != expected_seq or prev_hash != prev or digest != recomputed:
-                return int(seq)
-            prev = digest
-        return None
+        broken = audit_chain_break(self._conn)
+        return broken.seq if broken else None
 
     def gallery_generation(self) -> int:
         """Bumped on every template change: a running gallery reloads when it moves."""
@@ -631,12 +624,85 @@ class Store:
             raise StoreError(f"the holder ID hash of {customer_id} needs the key with id {row[0]}")
         return hmac.compare_digest(_id_hmac(key, normalized_id), row[1])
 
+    # -- key rotation (``branch-edge keys rotate``) -------------------------------------
+
+    def rows_under_other_keys(self) -> dict[str, int]:
+        """Per table, how many rows are sealed (or hashed) with a key other than the primary."""
+        return {table: int(self._conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE key_id != ?", (self.key_id,)).fetchone()[0])
+            for table in ("templates", "photos", "holder_ids")}
+
+    def reencrypt_batch(self, table: str, limit: int) -> int:
+        """Re-seal up to ``limit`` rows of ``table`` under the primary key in one short
+        transaction; the rows not yet done still decrypt with the older keys in the ring."""
+        if table not in _SEALED_ROWS:
+            raise StoreError(f"{table} holds no encrypted rows")
+        with self.transaction() as c:
+            rows = c.execute(_SEALED_ROWS[table], (self.key_id, limit)).fetchall()
+            for row_id, customer_id, pack, sha, blob in rows:
+                aad = _sealed_aad(table, customer_id, pack, sha)
+                plain = self._keys.decrypt(bytes(blob), aad, f"{table} row {row_id}")
+                c.execute(
+                    f"UPDATE {table} SET {_BLOB_COLUMN[table]} = ?, key_id = ? WHERE id = ?",
+                    (self._keys.encrypt(plain, aad), self.key_id, row_id),
+                )
+        return len(rows)
+
+    def key_check_id(self) -> str:
+        """The id of the key that sealed the key-check blob (the key the store expects)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        return blob_key_id_of(bytes(row[0]), f"database {self.path}")
+
+    def reseal_key_check(self) -> None:
+        """Seal the key check with the primary key: from now on the store expects that key."""
+        aad = associated_data("meta", "", "key_check")
+        with self.transaction() as c:
+            blob = self._keys.encrypt(_KEY_CHECK_PLAINTEXT, aad)
+            c.execute("UPDATE meta SET value = ? WHERE key = 'key_check'", (blob,))
+
     def erasures(self, customer_id: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(
             "SELECT * FROM erasures WHERE customer_id = ? ORDER BY id", (customer_id,)
         )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class AuditBreak:
+    seq: int  # the first entry that is missing, altered or not linked to its predecessor
+    reason: str
+
+
+def audit_chain_break(conn: sqlite3.Connection) -> AuditBreak | None:
+    """Walk the hash chain; needs no key, so an auditor can run it on a copy of the file."""
+    prev = GENESIS_HASH
+    rows = conn.execute("SELECT * FROM audit ORDER BY seq")
+    for expected_seq, row in enumerate(rows, start=1):
+        seq, time, actor, action, subject, details, prev_hash, digest = row
+        if seq != expected_seq:
+            return AuditBreak(expected_seq, f"entry {expected_seq} is missing")
+        if prev_hash != prev:
+            return AuditBreak(int(seq), f"entry {seq} does not link to entry {seq - 1}")
+        if digest != _audit_hash(prev_hash, (seq, time, actor, action, subject, details)):
+            return AuditBreak(int(seq), f"entry {seq} was altered")
+        prev = digest
+    return None
+
+
+_SEALED_ROWS = {
+    "templates": "SELECT id, customer_id, model_pack, source_sha256, embedding FROM templates "
+                 "WHERE key_id != ? ORDER BY id LIMIT ?",
+    "photos": "SELECT id, customer_id, '', sha256, ciphertext FROM photos "
+              "WHERE key_id != ? ORDER BY id LIMIT ?",
+}
+_BLOB_COLUMN = {"templates": "embedding", "photos": "ciphertext"}
+
+
+def _sealed_aad(table: str, customer_id: str, model_pack: str, sha: str) -> bytes:
+    if table == "templates":
+        return associated_data("templates", customer_id, _template_purpose(model_pack, sha))
+    return associated_data("photos", customer_id, f"photo:{sha}")
 
 
 def _id_hmac(store_key: bytes, normalized_id: str) -> str:
