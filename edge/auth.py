@@ -79,7 +79,7 @@ def load_policies(path: Path | None = None) -> Policies:
         return policies_from_dict(data)
     except OSError as err:
         raise AuthError(f"cannot read policy file {path}: {err.strerror}") from err
-    except (tomllib.TOMLDecodeError, PolicyError) as err:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, PolicyError) as err:
         raise AuthError(f"{path}: {err}") from err
 
 

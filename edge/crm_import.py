@@ -226,6 +226,13 @@ def read_rows(path: Path, kind: str) -> list[tuple[str, dict[str, str] | None]]:
 
 def _csv_rows(text: str, path: Path, kind: str) -> list[tuple[str, dict[str, str] | None]]:
     reader = csv.DictReader(text.splitlines(keepends=True))
+    try:
+        return _read_csv(reader, path, kind)
+    except csv.Error as err:  # a field over the csv module's size limit
+        raise CrmError(f"{path}: not a readable CSV file near line {reader.line_num}: {err}") from err
+
+
+def _read_csv(reader: csv.DictReader[str], path: Path, kind: str) -> list[tuple[str, dict[str, str] | None]]:
     missing = [c for c in REQUIRED[kind] if c not in (reader.fieldnames or [])]
     if missing:
         raise CrmError(f"{path}: not a {kind} file: missing column(s) {', '.join(missing)}")
@@ -242,7 +249,7 @@ def _csv_rows(text: str, path: Path, kind: str) -> list[tuple[str, dict[str, str
 def _json_rows(text: str, path: Path, kind: str) -> list[tuple[str, dict[str, str] | None]]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise CrmError(f"{path}: not valid JSON: {err}") from err
     if isinstance(data, dict):
         data = data.get(kind)

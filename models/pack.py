@@ -174,7 +174,7 @@ def load_pack(name_or_path: str) -> ModelPack:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ModelPackError(f"cannot read pack manifest {path}: {err.strerror}") from err
-    except tomllib.TOMLDecodeError as err:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ModelPackError(f"{path}: not valid TOML: {err}") from err
     return parse_pack(data, path)
 

@@ -26,7 +26,11 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if not data.startswith(_SIGNATURES):
         raise ImageError(f"{name}: not an image (JPEG, PNG, BMP, WebP or TIFF expected)", "not_an_image")
     buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as err:  # OpenCV refuses headers that claim a huge canvas
+        raise ImageError(f"{name}: image header refused by the decoder (too large or corrupt)",
+                         "too_large") from err
     if image is None or image.size == 0:
         raise ImageError(f"{name}: corrupt or truncated image data")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
