@@ -21,6 +21,7 @@ COMMANDS = (
     "quality",
     "enrol",
     "erase",
+    "purge",
     "keys",
     "evaluate",
     "calibrate",

@@ -148,6 +148,9 @@ class PipelineWorker(threading.Thread):
         if customer is None:
             log.warning("recognised a customer the store no longer has; no arrival")
             return
+        if self.store.active_consent(customer.customer_id) is None:  # withdrawn; gallery not yet reloaded
+            log.info("recognised a customer whose consent is withdrawn; no arrival")
+            return
         seen_at = utc_now() - timedelta(seconds=time.monotonic() - frame.grabbed_at)
         sighting = Sighting(recognition.camera_id, seen_at, recognition.face_crop)
         visit_id = str(uuid.UUID(decision.visit_id))

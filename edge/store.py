@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 GENESIS_HASH = "0" * 64
+# meta key: {"seq", "hash"} of the last audit entry that retention deleted (edge.retention).
+AUDIT_CHECKPOINT_KEY = "audit_checkpoint"
 CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _KEY_CHECK_PLAINTEXT = b"branch-edge key check v1"
 # A consent may be stamped slightly ahead of this PC's clock (another terminal), not more.
@@ -676,9 +678,9 @@ class AuditBreak:
 
 def audit_chain_break(conn: sqlite3.Connection) -> AuditBreak | None:
     """Walk the hash chain; needs no key, so an auditor can run it on a copy of the file."""
-    prev = GENESIS_HASH
+    start, prev = _audit_checkpoint(conn)
     rows = conn.execute("SELECT * FROM audit ORDER BY seq")
-    for expected_seq, row in enumerate(rows, start=1):
+    for expected_seq, row in enumerate(rows, start=start + 1):
         seq, time, actor, action, subject, details, prev_hash, digest = row
         if seq != expected_seq:
             return AuditBreak(expected_seq, f"entry {expected_seq} is missing")
@@ -688,6 +690,15 @@ def audit_chain_break(conn: sqlite3.Connection) -> AuditBreak | None:
             return AuditBreak(int(seq), f"entry {seq} was altered")
         prev = digest
     return None
+
+
+def _audit_checkpoint(conn: sqlite3.Connection) -> tuple[int, str]:
+    """Where the chain starts: after the entries retention deleted, else at the genesis."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (AUDIT_CHECKPOINT_KEY,)).fetchone()
+    if row is None:
+        return 0, GENESIS_HASH
+    checkpoint = json.loads(row[0])
+    return int(checkpoint["seq"]), str(checkpoint["hash"])
 
 
 _SEALED_ROWS = {

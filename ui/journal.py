@@ -48,11 +48,19 @@ class Journal:
         row = (delivery.message.id, delivery.topic, encode(delivery.message), until)
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?, ?)", row)
+        self.purge()
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete what has expired (arrivals carry a live face thumbnail): nothing stays
+        on the tablet past its expiry while the app runs; at start ``replay`` does it."""
+        moment = utc_now().timestamp() if now is None else now
+        with self._lock:
+            return int(self._db.execute("DELETE FROM journal WHERE expires_at <= ?", (moment,)).rowcount)
 
     def replay(self) -> list[Delivery]:
         """Unexpired messages in the order they came; expired ones are deleted."""
+        self.purge()
         with self._lock:
-            self._db.execute("DELETE FROM journal WHERE expires_at <= ?", (utc_now().timestamp(),))
             rows = self._db.execute("SELECT topic, payload FROM journal ORDER BY rowid").fetchall()
         out = []
         for topic, payload in rows:

@@ -7,7 +7,8 @@ import getpass
 import json
 from pathlib import Path
 
-from edge.config import load_config
+from edge.config import EdgeConfig, load_config
+from edge.retention import forget_customer, open_outbox
 from edge.store import open_configured
 
 
@@ -28,13 +29,26 @@ def run(args: argparse.Namespace) -> int:
     actor = args.actor or f"cli:{getpass.getuser()}"
     with open_configured(cfg.store, args.db, args.key_file, create=False) as store:
         erasure = store.erase_customer(args.customer, actor, args.reason)
+    arrivals_dropped = forget_waiting_arrivals(cfg, args.customer)
     if args.json:
-        print(json.dumps(erasure.to_dict(), indent=2))
+        print(json.dumps(erasure.to_dict() | {"waiting_arrivals_removed": arrivals_dropped}, indent=2))
     else:
         print(f"erased customer {erasure.customer_id}: {erasure.templates_removed} templates, "
               f"{erasure.photos_removed} photos removed; consent withdrawn "
-              f"({erasure.consents_withdrawn}); recorded at {erasure.erased_at} by {actor}")
+              f"({erasure.consents_withdrawn}); {arrivals_dropped} waiting arrivals removed; "
+              f"recorded at {erasure.erased_at} by {actor}")
         if not erasure.scrubbed:
             print("warning: another process holds the database open; deleted pages leave "
                   "the WAL file at its next checkpoint")
     return 0
+
+
+def forget_waiting_arrivals(cfg: EdgeConfig, customer_id: str) -> int:
+    """Arrivals (with the live thumbnail) still in the daemon's outbox go too."""
+    outbox = open_outbox(cfg.mqtt.outbox_path)
+    if outbox is None:
+        return 0
+    try:
+        return forget_customer(outbox, customer_id)
+    finally:
+        outbox.close()

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from edge.inbound import edge_inbound
     from edge.logging_setup import configure_logging
     from edge.portrait import PortraitBuilder
+    from edge.retention import RetentionJob
     from edge.status import status_dict
     from edge.store import Store, open_configured
     from edge.vision.engine import FaceEngine
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.auth.enabled:
         daemon.services.append(AuthService(engine, open_store, client, load_policies(cfg.auth.policies),
                                            inbox=inbound.auth_inbox, counter_frames=daemon.counter_frames()))
+    daemon.services.append(RetentionJob(cfg.retention, open_store, client.outbox))
     started = time.monotonic()
     try:
         code = daemon.run(args.seconds)
