@@ -45,7 +45,8 @@ def associated_data(table: str, customer_id: str, purpose: str) -> bytes:
     parts = (table, customer_id, purpose)
     if any("\x00" in p for p in parts):
         raise StoreError("associated data must not contain NUL characters")
-    return b"branch-edge/v1\x00" + "\x00".join(parts).encode("utf-8")
+    # surrogatepass: still one-to-one, and a lone surrogate is not a crash.
+    return b"branch-edge/v1\x00" + "\x00".join(parts).encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True)

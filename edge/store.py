@@ -634,6 +634,13 @@ class Store:
             f"SELECT COUNT(*) FROM {table} WHERE key_id != ?", (self.key_id,)).fetchone()[0])
             for table in ("templates", "photos", "holder_ids")}
 
+    def rows_sealed_outside(self, key_ids: tuple[str, ...]) -> int:
+        """Templates and photos sealed by none of ``key_ids`` (they would not decrypt)."""
+        marks = ",".join("?" * len(key_ids))
+        return sum(int(self._conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE key_id NOT IN ({marks})", key_ids).fetchone()[0])
+            for table in _SEALED_ROWS)
+
     def reencrypt_batch(self, table: str, limit: int) -> int:
         """Re-seal up to ``limit`` rows of ``table`` under the primary key in one short
         transaction; the rows not yet done still decrypt with the older keys in the ring."""
