@@ -23,6 +23,9 @@ COMMANDS = (
     "erase",
     "purge",
     "keys",
+    "audit",
+    "backup",
+    "restore",
     "evaluate",
     "calibrate",
     "bench",
@@ -36,6 +39,7 @@ COMMANDS = (
     "crm",
     "evaluate_recommender",
     "report",
+    "soak",
 )
 
 
