@@ -39,7 +39,6 @@ COMMANDS = (
     "crm",
     "evaluate_recommender",
     "report",
-    "soak",
 )
 
 
