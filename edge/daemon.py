@@ -32,6 +32,7 @@ from edge.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, ope
 from edge.config import EdgeConfig
 from edge.core.gallery import Gallery
 from edge.lobby import LobbyPipeline, Recognition, VisitBook
+from edge.metrics import DaemonMetrics, MetricsServer
 from edge.status import RateMeter, device_status
 from edge.store import Store
 from edge.vision.engine import FaceEngine
@@ -76,9 +77,10 @@ class PipelineWorker(threading.Thread):
 
     def __init__(self, cfg: EdgeConfig, engine: FaceEngine, open_store: Callable[[], Store],
                  client: BranchClient, *, cameras: list[Camera], stop: threading.Event,
-                 portraits: PortraitBuilder | None = None) -> None:
+                 portraits: PortraitBuilder | None = None, metrics: DaemonMetrics | None = None) -> None:
         super().__init__(name="pipeline", daemon=True)
         self.cfg, self.engine, self.open_store, self.client = cfg, engine, open_store, client
+        self.metrics = metrics or DaemonMetrics()
         self.portraits = portraits
         self.cameras, self.stop_event = cameras, stop
         self.ready = threading.Event()
@@ -134,6 +136,8 @@ class PipelineWorker(threading.Thread):
         assert self.pipeline is not None
         recognitions = self.pipeline.process(frame.camera, frame.image, frame.ts)
         self.fps.tick()
+        self.metrics.frame_to_result.observe(time.monotonic() - frame.grabbed_at)
+        self.metrics.frames.labels(frame.camera).inc()
         self.analysed[frame.camera] += 1
         self._latest_ts = max(self._latest_ts, frame.ts)
         for recognition in recognitions:
@@ -156,6 +160,8 @@ class PipelineWorker(threading.Thread):
         visit_id = str(uuid.UUID(decision.visit_id))
         arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id, portraits=self.portraits)
         self.client.publish(arrival)
+        self.metrics.arrival_publish.observe(time.monotonic() - frame.grabbed_at)
+        self.metrics.arrivals.labels(recognition.camera_id).inc()
         self.arrivals += 1
         self.last_arrival_at = utc_now()
         log.info("arrival queued", extra={
@@ -212,8 +218,11 @@ class EdgeDaemon:
         self.exit_when_sources_end = exit_when_sources_end
         self.cameras = open_cameras(cfg.cameras, self.stop_event, time.monotonic(), opener)
         lobby = [c for c in self.cameras if c.cam.role == "lobby"]
+        self.metrics = DaemonMetrics()
         self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=lobby,
-                                     stop=self.stop_event, portraits=portraits)
+                                     stop=self.stop_event, portraits=portraits, metrics=self.metrics)
+        self.metrics.watch(self._pipeline_counts, lambda: len(client.outbox))
+        self.metrics_server: MetricsServer | None = None
         self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
         self._started = False
         self.final_status: DeviceStatus | None = None
@@ -235,6 +244,7 @@ class EdgeDaemon:
         for camera in self.cameras:
             camera.start()
         self.status_thread.start()
+        self._start_metrics()
         log.info("daemon started", extra={"cameras": [c.name for c in self.cameras],
                                           "version": self.version})
 
@@ -248,12 +258,29 @@ class EdgeDaemon:
         for camera in self.cameras:
             camera.join(JOIN_S)
         self.status_thread.join(JOIN_S)
+        if self.metrics_server is not None:
+            self.metrics_server.stop(JOIN_S)
+            self.metrics_server = None
         for service in self.services:
             service.stop(JOIN_S)
         self.final_status = dataclasses.replace(self.status(), state="stopped")
         self.client.update_status(self.final_status)
         self.client.stop()
         log.info("daemon stopped", extra={"arrivals": self.worker.arrivals})
+
+    def _start_metrics(self) -> None:
+        """A metrics port that cannot be bound is logged, not fatal: recognition goes on."""
+        if not self.cfg.metrics.enabled:
+            return
+        try:
+            self.metrics_server = MetricsServer.start(self.cfg.metrics, self.metrics.registry)
+        except OSError as err:
+            log.error("metrics endpoint not started: %s:%s: %s", self.cfg.metrics.bind,
+                      self.cfg.metrics.port, err.strerror or err)
+
+    def _pipeline_counts(self) -> dict[str, int]:
+        pipeline = self.worker.pipeline
+        return pipeline.stats() if pipeline is not None else {}
 
     def counter_frames(self, count: int = 3, within_s: float = 1.5) -> Callable[[], list[Any]] | None:
         """The best recent frames of the counter camera, for authorization requests that
@@ -266,6 +293,7 @@ class EdgeDaemon:
     def threads(self) -> list[threading.Thread]:
         """Every thread this daemon started (the client's own threads aside)."""
         own = [self.worker, self.status_thread]
+        own += [self.metrics_server.thread] if self.metrics_server is not None else []
         return own + [t for camera in self.cameras for t in camera.threads()]
 
     def run(self, max_seconds: float | None = None) -> int:

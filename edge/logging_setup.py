@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,12 +44,26 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extra}" if extra else line
 
 
-def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
-    """Replace the root handlers: ``fmt`` is "text" or "json"."""
+def configure_logging(level: str, fmt: str, stream: TextIO | None = None, *, file: Path | None = None,
+                      max_bytes: int = 10_000_000, backups: int = 5) -> None:
+    """Replace the root handlers: ``fmt`` is "text" or "json".
+
+    With ``file``, every record at ``level`` goes to that file, rotated at ``max_bytes``
+    keeping ``backups`` old files; stderr then carries WARNING and above only, so that
+    journald does not hold a second full copy but still shows what went wrong."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handlers: list[logging.Handler] = [handler]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler.setLevel(logging.WARNING)
+        handlers.append(logging.handlers.RotatingFileHandler(
+            file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+        if isinstance(old, logging.FileHandler):  # ours from a previous call
+            old.close()
+    for new in handlers:
+        new.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+        root.addHandler(new)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if not cfg.cameras:
         raise ConfigError("no cameras configured: add a [[cameras]] section (see scripts/edge.sample.toml)")
-    configure_logging(cfg.logging.level, args.log_format or cfg.logging.format)
+    configure_logging(cfg.logging.level, args.log_format or cfg.logging.format, file=cfg.logging.file,
+                      max_bytes=cfg.logging.max_bytes, backups=cfg.logging.backups)
     engine = FaceEngine.from_config(cfg, args.models)
     identity = Identity(cfg.branch_id, cfg.mqtt.device_id, "edge", package_version()[:32])
     portraits = PortraitBuilder.open(cfg)

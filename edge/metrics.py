@@ -1,0 +1,95 @@
+"""The daemon's Prometheus metrics and the HTTP endpoint that serves them.
+
+Counters the pipeline already keeps (frames, faces, embeddings, decisions) are read
+at scrape time, so the hot path only observes the two latency histograms and
+counts arrivals.  Each daemon has its own registry: several daemons in one
+process (tests, the soak run) do not share or clash over metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from edge.config import MetricsConfig
+
+log = logging.getLogger(__name__)
+
+PREFIX = "branch_edge"
+# Seconds; the target is an arrival on the PAD within 0.5 s of the face being big enough.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+# LobbyPipeline.counts keys exported as counters: key -> (metric name, help).
+PIPELINE_COUNTERS = {
+    "frames": ("pipeline_frames", "frames analysed by the lobby pipeline"),
+    "faces": ("faces_detected", "faces detected in analysed frames"),
+    "embeds": ("faces_embedded", "face crops embedded (recognition attempts)"),
+}
+
+
+class PipelineCollector(Collector):
+    """Reads the pipeline's own counts and the outbox depth when Prometheus scrapes."""
+
+    def __init__(self, pipeline_counts: Callable[[], dict[str, int]],
+                 outbox_depth: Callable[[], int]) -> None:
+        self.pipeline_counts, self.outbox_depth = pipeline_counts, outbox_depth
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.pipeline_counts()
+        for key, (name, text) in PIPELINE_COUNTERS.items():
+            yield CounterMetricFamily(f"{PREFIX}_{name}", text, value=counts.get(key, 0))
+        decisions = CounterMetricFamily(f"{PREFIX}_decisions", "track decisions", labels=["outcome"])
+        decisions.add_metric(["customer"], counts.get("decisions", 0))
+        decisions.add_metric(["unknown"], counts.get("unknown", 0))
+        yield decisions
+        yield GaugeMetricFamily(f"{PREFIX}_outbox_depth", "messages waiting in the MQTT outbox",
+                                value=self.outbox_depth())
+
+
+class DaemonMetrics:
+    """The metrics one daemon updates; ``registry`` is what the endpoint serves."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.frames = Counter(f"{PREFIX}_frames_analysed", "frames analysed, per camera", ["camera"],
+                              registry=self.registry)
+        self.arrivals = Counter(f"{PREFIX}_arrivals", "arrivals queued for the PADs", ["camera"],
+                                registry=self.registry)
+        self.frame_to_result = Histogram(
+            f"{PREFIX}_frame_to_result_seconds", "frame grabbed -> pipeline result",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.arrival_publish = Histogram(
+            f"{PREFIX}_arrival_publish_seconds", "frame grabbed -> arrival stored in the outbox",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def watch(self, pipeline_counts: Callable[[], dict[str, int]], outbox_depth: Callable[[], int]) -> None:
+        self.registry.register(PipelineCollector(pipeline_counts, outbox_depth))
+
+
+class MetricsServer:
+    """``/metrics`` over HTTP on its own thread; ``stop()`` closes the socket and joins it."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self.server, self.thread = server, thread
+
+    @classmethod
+    def start(cls, cfg: MetricsConfig, registry: CollectorRegistry) -> MetricsServer:
+        """Raises OSError when the port is taken or the address is not local."""
+        server, thread = start_http_server(cfg.port, addr=cfg.bind, registry=registry)
+        thread.name = "metrics-http"
+        log.info("metrics endpoint listening", extra={"bind": cfg.bind, "port": server.server_port})
+        return cls(server, thread)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout)
