@@ -39,6 +39,7 @@ COMMANDS = (
     "crm",
     "evaluate_recommender",
     "report",
+    "soak",
 )
 
 
