@@ -166,7 +166,7 @@ class LoggingConfig(Section):
 
 
 class MetricsConfig(Section):
-    """Prometheus endpoint (docs/readme/operations-metrics.md)."""
+    """Prometheus endpoint (README "Operations" -> "Metrics")."""
 
     enabled: bool = Field(True, description="serve /metrics while the daemon runs")
     bind: str = Field("127.0.0.1", min_length=1, description="address; 0.0.0.0 exposes it on the LAN")

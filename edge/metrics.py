@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -56,6 +56,7 @@ class DaemonMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # RSS, CPU, open fds: what the soak watches
         self.frames = Counter(f"{PREFIX}_frames_analysed", "frames analysed, per camera", ["camera"],
                               registry=self.registry)
         self.arrivals = Counter(f"{PREFIX}_arrivals", "arrivals queued for the PADs", ["camera"],

@@ -52,6 +52,7 @@ def test_counters_and_latencies_follow_the_daemon(
     assert last[("branch_edge_frame_to_result_seconds_count", ())] == analysed
     assert 0 < last[("branch_edge_frame_to_result_seconds_sum", ())] < analysed * 5
     assert ("branch_edge_outbox_depth", ()) in last
+    assert last[("process_open_fds", ())] > 10 and last[("process_resident_memory_bytes", ())] > 1e8
     with pytest.raises(urllib.error.URLError):  # closed with the daemon
         scrape(port)
     assert not [t.name for t in daemon.threads() if t.is_alive()]
