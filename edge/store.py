@@ -686,6 +686,8 @@ class AuditBreak:
 def audit_chain_break(conn: sqlite3.Connection) -> AuditBreak | None:
     """Walk the hash chain; needs no key, so an auditor can run it on a copy of the file."""
     start, prev = _audit_checkpoint(conn)
+    if start and not _prune_recorded(conn, start, prev):
+        return AuditBreak(start, f"entries up to {start} were deleted without a recorded prune")
     rows = conn.execute("SELECT * FROM audit ORDER BY seq")
     for expected_seq, row in enumerate(rows, start=start + 1):
         seq, time, actor, action, subject, details, prev_hash, digest = row
@@ -706,6 +708,13 @@ def _audit_checkpoint(conn: sqlite3.Connection) -> tuple[int, str]:
         return 0, GENESIS_HASH
     checkpoint = json.loads(row[0])
     return int(checkpoint["seq"]), str(checkpoint["hash"])
+
+
+def _prune_recorded(conn: sqlite3.Connection, seq: int, digest: str) -> bool:
+    """A checkpoint counts only with the chained ``audit_pruned`` entry that names it."""
+    rows = conn.execute("SELECT details FROM audit WHERE action = 'audit_pruned'").fetchall()
+    named = [json.loads(r[0]) for r in rows]
+    return any(d.get("through_seq") == seq and d.get("checkpoint_hash") == digest for d in named)
 
 
 _SEALED_ROWS = {

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge import cli
 from edge.arrivals import Sighting, build_arrival
 from edge.config import RetentionConfig, StoreConfig
 from edge.crypto import generate_key_file
 from edge.retention import RetentionJob, forget_customer, prune_audit
-from edge.store import Customer, Store, open_configured
+from edge.store import AUDIT_CHECKPOINT_KEY, Customer, Store, open_configured
 from mqtt.codec import encode
 from mqtt.messages import Outcome, utc_now
 from mqtt.outbox import Outbox
@@ -220,3 +222,31 @@ def test_store_checkpoint_round_trip(store_cfg: StoreConfig) -> None:
         assert isinstance(store, Store)
         assert prune_audit(store, utc_now() + timedelta(days=1)) == 4
         assert store.verify_audit() is None
+
+
+def test_deleting_old_entries_without_the_purge_is_detected(store_cfg: StoreConfig) -> None:
+    """Someone with the file deletes the oldest entries and writes a checkpoint by hand."""
+    with open_configured(store_cfg, create=False) as store, store.transaction() as c:
+        (digest,) = c.execute("SELECT hash FROM audit WHERE seq = 2").fetchone()
+        c.execute("DROP TRIGGER audit_no_delete")
+        c.execute("DELETE FROM audit WHERE seq <= 2")
+        forged = json.dumps({"seq": 2, "hash": digest})
+        c.execute("INSERT INTO meta VALUES (?, ?)", (AUDIT_CHECKPOINT_KEY, forged))
+    with open_configured(store_cfg, create=False) as store:
+        assert store.verify_audit() == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 3000), st.booleans()), max_size=6),
+       st.integers(30, 2880))
+def test_a_row_goes_exactly_when_expired_or_its_image_is_too_old(rows, limit_min) -> None:
+    """rows: (age in minutes, time to live in minutes, carries a face); the limit in minutes."""
+    outbox = Outbox(":memory:")
+    keep = set()
+    for age, ttl, face in rows:
+        message = arrival("C1", NOW - timedelta(minutes=age), with_face=face, ttl=timedelta(minutes=ttl))
+        put(outbox, message)
+        if ttl > age and not (face and age >= limit_min):
+            keep.add(message.id)
+    RetentionJob(RetentionConfig(live_captures_h=limit_min / 60), None, outbox).run_once(NOW)
+    assert ids_in(outbox) == keep
