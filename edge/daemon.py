@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ from edge.status import RateMeter, device_status
 from edge.store import Store
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient
-from mqtt.messages import DeviceStatus, utc_now
+from mqtt.messages import Arrival, DeviceStatus, utc_now
 
 if TYPE_CHECKING:
     from edge.portrait import PortraitBuilder
@@ -90,6 +91,7 @@ class PipelineWorker(threading.Thread):
         self.visits = VisitBook(cfg.visits)
         self.last_arrival_at: datetime | None = None
         self.arrivals = 0
+        self.unqueued: list[Arrival] = []  # decided arrivals the outbox could not take yet
         self.analysed: dict[str, int] = {c.name: 0 for c in cameras}
         self.sources_ended = threading.Event()
         self._ended: set[str] = set()
@@ -159,7 +161,8 @@ class PipelineWorker(threading.Thread):
         sighting = Sighting(recognition.camera_id, seen_at, recognition.face_crop)
         visit_id = str(uuid.UUID(decision.visit_id))
         arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id, portraits=self.portraits)
-        self.client.publish(arrival)
+        if not self._queue(arrival):
+            return
         self.metrics.arrival_publish.observe(time.monotonic() - frame.grabbed_at)
         self.metrics.arrivals.labels(recognition.camera_id).inc()
         self.arrivals += 1
@@ -169,6 +172,29 @@ class PipelineWorker(threading.Thread):
             "score": round(recognition.score, 3), "frames": recognition.frames,
             "frame_to_publish_ms": round((time.monotonic() - frame.grabbed_at) * 1000, 1)})
         log.debug("arrival %s is customer %s", arrival.id, recognition.customer_id)
+
+    def _queue(self, arrival: Arrival) -> bool:
+        """Put the arrival in the outbox; when the outbox cannot take it (disk full, file
+        locked) keep it here and retry from housekeeping, so the visit's arrival is not lost."""
+        try:
+            self.client.publish(arrival)
+        except sqlite3.OperationalError as err:
+            self.unqueued.append(arrival)
+            log.error("arrival %s not queued: outbox write failed (%s); %d waiting, will retry",
+                      arrival.id, err, len(self.unqueued))
+            return False
+        return True
+
+    def _retry_unqueued(self) -> None:
+        while self.unqueued:
+            arrival = self.unqueued[0]
+            try:
+                self.client.publish(arrival)
+            except sqlite3.OperationalError:
+                return  # still failing; logged when it was parked
+            self.unqueued.pop(0)
+            self.arrivals += 1
+            log.info("arrival queued after a retry", extra={"event_id": arrival.id})
 
     def _note_end(self, camera: Camera) -> None:
         if camera.health.state != "ended" or camera.name in self._ended:
@@ -188,6 +214,7 @@ class PipelineWorker(threading.Thread):
         assert self.pipeline is not None
         self.visits.touch(self.pipeline.present(), self._latest_ts)
         self.visits.expire(self._latest_ts)
+        self._retry_unqueued()
         if now - self._gallery_checked >= self.cfg.daemon.gallery_check_s:
             self._gallery_checked = now
             self._reload_gallery_if_changed()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import sqlite3
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from typing import Any
 from edge.crm import CrmStore
 from edge.recommend import ASSESSMENT_PRODUCT, Recommended
 from mqtt.messages import Outcome
+
+log = logging.getLogger(__name__)
 
 DIMENSIONS = ("rm", "product", "segment")
 _COLUMN = {"rm": "s.rm_id", "product": "s.product_id", "segment": "s.segment"}
@@ -53,14 +58,57 @@ def record_outcome(crm: CrmStore, outcome: Outcome) -> bool:
 
 
 class OutcomeSink:
-    """A ``mqtt.receiver`` handler: stores Outcome messages, ignores the rest."""
+    """A ``mqtt.receiver`` handler: stores Outcome messages, ignores the rest.
 
-    def __init__(self, crm: CrmStore) -> None:
+    The receiver has already marked the message as seen and the broker will not send
+    it again, so an outcome the store cannot take now (locked longer than its busy
+    timeout, disk full) is kept and retried every ``retry_s`` until it is stored.
+    """
+
+    def __init__(self, crm: CrmStore, retry_s: float = 2.0) -> None:
         self.crm = crm
+        self.retry_s = retry_s
+        self.parked: list[Outcome] = []
+        self._lock = threading.Lock()  # guards parked and the two flags below
+        self._timer: threading.Timer | None = None
+        self._flushing = False
 
     def __call__(self, delivery: Any) -> None:
         if isinstance(delivery.message, Outcome):
-            record_outcome(self.crm, delivery.message)
+            with self._lock:
+                self.parked.append(delivery.message)
+                busy = self._flushing or self._timer is not None
+            if not busy:  # else the flush under way (or the retry timer) stores it, in order
+                self.flush()
+
+    def flush(self) -> None:
+        """Store every parked outcome, oldest first; on a storage error, retry later."""
+        with self._lock:
+            if self._flushing:
+                return
+            self._flushing, self._timer = True, None
+        while True:
+            with self._lock:
+                if not self.parked:
+                    self._flushing = False
+                    return
+                head = self.parked[0]
+            try:
+                record_outcome(self.crm, head)
+            except sqlite3.OperationalError as err:
+                self._retry_later(head, err)
+                return
+            with self._lock:
+                self.parked.pop(0)
+
+    def _retry_later(self, head: Outcome, err: Exception) -> None:
+        with self._lock:
+            log.error("outcome %s not stored yet (%s); %d waiting, retrying in %.0f s",
+                      head.id, err, len(self.parked), self.retry_s)
+            self._timer = threading.Timer(self.retry_s, self.flush)
+            self._timer.daemon = True
+            self._flushing = False
+            self._timer.start()
 
 
 def link_sales(crm: CrmStore, window_days: int) -> int:
