@@ -20,6 +20,7 @@ unknown visitors is counted (a number, nothing more).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ from edge.vision.recognizer import align_face
 from edge.vision.types import Face
 
 __all__ = ["ArrivalDecision", "LobbyPipeline", "Recognition", "VisitBook"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Candidate:
 class CameraState:
     tracker: IouTracker
     tracks: dict[int, TrackState] = field(default_factory=dict)
+    shape: tuple[int, ...] | None = None  # (height, width) of the last frame
     # One lock per camera: cameras are analysed in parallel (ONNX Runtime releases
     # the GIL), frames of one camera in order.
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,6 +125,7 @@ class LobbyPipeline:
         with self._lock:
             camera = self._camera(camera_id)
         with camera.lock:
+            self._reset_on_new_resolution(camera, camera_id, frame.shape[:2])
             faces = self._detect(frame)
             update = camera.tracker.update([_box(f) for f in faces], ts)
             for track_id in update.ended:
@@ -131,6 +136,16 @@ class LobbyPipeline:
             candidates = self._candidates(camera, frame, faces, update.assignments, ts)
             self._count(frames=1, faces=len(faces))
             return self._decide(camera, camera_id, candidates, ts)
+
+    def _reset_on_new_resolution(self, camera: CameraState, camera_id: str, shape: tuple[int, ...]) -> None:
+        """A camera back with another resolution: its old boxes mean nothing in the new
+        frame, so every track ends (a stranger there must not inherit a customer's track)."""
+        if camera.shape is not None and camera.shape != shape:
+            log.warning("camera %s: resolution changed from %dx%d to %dx%d; its tracks are reset",
+                        camera_id, camera.shape[1], camera.shape[0], shape[1], shape[0])
+            for track_id in camera.tracker.end_all():
+                self._end_track(camera, track_id)
+        camera.shape = shape
 
     def swap_gallery(self, gallery: Gallery) -> None:
         """New templates (after enrol or erase): pending evidence restarts; an accepted

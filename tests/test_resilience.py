@@ -10,12 +10,18 @@ back-off (tests/test_capture.py).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from edge import crm as crm_module
@@ -31,7 +37,7 @@ from mqtt.client import BranchClient, Identity
 from mqtt.messages import Outcome
 from mqtt.provision.run import ProvisionResult
 from tests import test_daemon_e2e as e2e
-from tests.daemon_fixtures import edge_client, edge_config, store_opener
+from tests.daemon_fixtures import edge_client, edge_config, store_opener, write_toml
 from tests.mqtt_fixtures import MosquittoBroker, make_client, wait_until
 
 # The synthetic lobby video with ground truth and its enrolled customers, from the e2e suite.
@@ -221,3 +227,164 @@ def test_store_busy_longer_than_its_timeout_fails_cleanly_and_recovers(
     check = sqlite3.connect(str(cfg.store.path))
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()
+
+
+def outbox_ids(path: Path) -> list[str]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return [row[0] for row in db.execute("SELECT message_id FROM outbox ORDER BY seq")]
+
+
+def integrity(path: Path) -> str:
+    db = sqlite3.connect(str(path))
+    try:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_daemon_killed_mid_publish_restarts_drains_its_outbox_and_its_store_is_consistent(rig: Rig):
+    """Scenario: `branch-edge run` on a looped video publishes arrivals; the broker goes away
+    so arrivals pile up in the outbox; the process is killed with SIGKILL; the broker
+    returns and the daemon is started again.
+    Expectation: the edge database and the outbox pass ``PRAGMA integrity_check`` and the
+    audit chain verifies right after the kill; after the restart every arrival left in the
+    killed daemon's outbox reaches the PAD, and no arrival id reaches it twice."""
+    cfg = rig.branch(loop=True, visits={"absence_s": 3.0, "cooldown_s": 0.0})
+    config = write_toml(cfg, rig.tmp_path / "edge.toml")
+    pad = Subscriber(rig.prov, rig.tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: pad.received, 40), "no arrival from branch-edge run"
+        rig.broker.stop()
+        assert wait_until(lambda: len(outbox_ids(cfg.mqtt.outbox_path)) >= 2, 30)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    left = outbox_ids(cfg.mqtt.outbox_path)
+    assert integrity(cfg.store.path) == "ok" and integrity(cfg.mqtt.outbox_path) == "ok"
+    with open_configured(cfg.store, create=False) as store:
+        assert store.verify_audit() is None
+
+    rig.broker.start()
+    daemon = EdgeDaemon(cfg, rig.engine, store_opener(cfg), edge_client(cfg))
+    daemon.start()
+    try:
+        assert wait_until(lambda: set(left) <= {a.id for a, _ in pad.received}, 30)
+    finally:
+        daemon.stop()
+        pad.close()
+    received = [a.id for a, _ in pad.received]
+    assert len(received) == len(set(received))
+
+
+class CameraScript:
+    """A camera that misbehaves in a set order (no real camera here, so the opener is ours):
+    session 1 plays the video once and then its stream dies; session 2 cannot be opened
+    (still down); session 3 comes back with another resolution and sends one corrupted
+    frame; session 4 on runs normally at the new resolution."""
+
+    def __init__(self, first: Path, second: Path) -> None:
+        self.first, self.second, self.sessions = first, second, 0
+
+    def __call__(self, cam) -> Session:
+        self.sessions += 1
+        if self.sessions == 1:
+            return Session(self.first, can_rewind=False)
+        if self.sessions == 2:
+            return Session(None)
+        return Session(self.second, corrupt_at=5 if self.sessions == 3 else None)
+
+
+class Session:
+    def __init__(self, path: Path | None, *, can_rewind: bool = True, corrupt_at: int | None = None) -> None:
+        self.cap = cv2.VideoCapture(str(path)) if path is not None else None
+        self.can_rewind, self.corrupt_at, self.retrieved = can_rewind, corrupt_at, 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.cap is not None and self.cap.isOpened()
+
+    def grab(self) -> bool:
+        return self.cap is not None and self.cap.grab()
+
+    def retrieve(self) -> tuple[bool, object]:
+        self.retrieved += 1
+        if self.retrieved == self.corrupt_at:
+            return True, np.zeros((4, 4), np.uint8)  # what a broken decoder hands over
+        assert self.cap is not None
+        return self.cap.retrieve()
+
+    def read(self) -> tuple[bool, object]:
+        return self.retrieve() if self.grab() else (False, None)
+
+    def get(self, prop: int) -> float:
+        return self.cap.get(prop) if self.cap is not None else 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return self.can_rewind and self.cap is not None and self.cap.set(prop, value)
+
+    def release(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+
+
+def with_border(video: Path, out: Path, right: int, bottom: int) -> Path:
+    """The same video with black borders: the faces are unchanged, the resolution is not."""
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    writer = None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frame = cv2.copyMakeBorder(frame, 0, bottom, 0, right, cv2.BORDER_CONSTANT)
+        if writer is None:
+            height, width = frame.shape[:2]
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        writer.write(frame)
+    cap.release()
+    assert writer is not None
+    writer.release()
+    return out
+
+
+def test_camera_dies_returns_with_another_resolution_and_a_corrupt_frame(rig: Rig, caplog):
+    """Scenario: the lobby camera's stream dies after one pass of the video, cannot be
+    reopened once, comes back with another resolution (160 x 80 pixels larger) and hands
+    over one corrupted frame.
+    Expectation: the daemon never stops; each failure is a logged camera restart; the
+    pipeline ends the camera's tracks when the resolution changes (logged) and goes on
+    recognising: every enrolled customer arrives again after the change."""
+    caplog.set_level(logging.INFO)
+    video = rig.lobby[0]
+    bigger = with_border(video, rig.tmp_path / "bigger.mp4", right=160, bottom=80)
+    cfg = rig.branch(loop=True, visits={"absence_s": 3.0, "cooldown_s": 0.0})
+    cameras = [c.model_copy(update={"backoff_min_s": 0.1, "backoff_max_s": 0.5}) for c in cfg.cameras]
+    cfg = cfg.model_copy(update={"cameras": tuple(cameras)})
+    script = CameraScript(video, bigger)
+    pad = Subscriber(rig.prov, rig.tmp_path)
+    daemon = EdgeDaemon(cfg, rig.engine, store_opener(cfg), edge_client(cfg), opener=script)
+    daemon.start()
+    enrolled = set(enrolled_ids(rig.lobby))
+
+    def after_change() -> set[str]:
+        messages = [r.getMessage() for r in caplog.records]
+        marks = [i for i, m in enumerate(messages) if "resolution changed" in m]
+        if not marks:
+            return set()
+        ids = {r.event_id for r in caplog.records[marks[0]:] if r.getMessage() == "arrival queued"}
+        return {a.customer.customer_id for a, _ in pad.received if a.id in ids}
+
+    try:
+        assert wait_until(lambda: after_change() >= enrolled, 60), (after_change(), script.sessions)
+        assert not daemon.stop_event.is_set() and daemon.worker.is_alive()
+    finally:
+        daemon.stop()
+        pad.close()
+    messages = [r.getMessage() for r in caplog.records]
+    restarts = [m for m in messages if m.startswith("camera lobby-1:") and "restarting" in m]
+    assert len(restarts) >= 3, restarts  # died, could not reopen, corrupted frame
+    assert any("undecodable frame" in m for m in restarts)
+    changes = [m for m in messages if "resolution changed" in m]
+    assert len(changes) == 1 and "tracks are reset" in changes[0]
