@@ -264,6 +264,7 @@ class Grabber(threading.Thread):
                 break
             if not ok and self.is_file and self.cam.loop and index > 0:
                 if not self._rewind(source):
+                    self.health.last_error = "cannot rewind the file to its start"
                     return "failed"
                 video_offset += index / fps
                 started, index = time.monotonic() - video_offset, 0

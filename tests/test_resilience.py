@@ -386,5 +386,6 @@ def test_camera_dies_returns_with_another_resolution_and_a_corrupt_frame(rig: Ri
     restarts = [m for m in messages if m.startswith("camera lobby-1:") and "restarting" in m]
     assert len(restarts) >= 3, restarts  # died, could not reopen, corrupted frame
     assert any("undecodable frame" in m for m in restarts)
+    assert all("()" not in m for m in restarts), "a restart without its reason"
     changes = [m for m in messages if "resolution changed" in m]
     assert len(changes) == 1 and "tracks are reset" in changes[0]
