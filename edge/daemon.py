@@ -194,6 +194,7 @@ class PipelineWorker(threading.Thread):
                 return  # still failing; logged when it was parked
             self.unqueued.pop(0)
             self.arrivals += 1
+            self.metrics.arrivals.labels(arrival.camera_id).inc()
             log.info("arrival queued after a retry", extra={"event_id": arrival.id})
 
     def _note_end(self, camera: Camera) -> None:
