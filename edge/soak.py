@@ -20,7 +20,6 @@ arrival that some PAD never received.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import shutil
 import socket
@@ -43,7 +42,7 @@ from edge.demo_lobby import percentile
 from edge.enrol import enrol_folder
 from edge.errors import BranchEdgeError
 from edge.store import open_configured
-from edge.synth import SynthSpec, generate_lobby
+from edge.synth import SynthSpec, generate_lobby, write_consenting_customers
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient, Identity
 from mqtt.config import MqttConfig
@@ -149,19 +148,6 @@ class Pads:
 
 
 # --- set-up -----------------------------------------------------------------------
-
-
-def write_customers(truth: dict[str, Any], path: Path) -> Path:
-    """The lobby's enrolled people as consenting customers (ids only in the names)."""
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["customer_id", "photo", "display_name", "tier", "assigned_rm",
-                         "consent_channel", "consent_time"])
-        for person in truth["people"]:
-            for photo in person["enrol_photos"] if person["enrolled"] else ():
-                writer.writerow([person["customer_id"], photo, f"Customer {person['customer_id'][-2:]}",
-                                 "gold", "rm-01", "soak-paper-form", "2026-01-05T10:00:00+08:00"])
-    return path
 
 
 def opera_clip(video: Path, out: Path, seconds: float = OPERA_CLIP_S) -> Path:
@@ -271,7 +257,7 @@ def prepare_branch(options: SoakOptions, work: Path, mqtt: MqttConfig) -> tuple[
         "daemon": {"status_interval_s": 5.0}})
     engine = FaceEngine.from_config(cfg, options.models_dir)
     with open_configured(cfg.store) as store:
-        enrol_folder(store, engine, cfg, options.faces_dir, customers_csv=write_customers(
+        enrol_folder(store, engine, cfg, options.faces_dir, customers_csv=write_consenting_customers(
             truth, work / "customers.csv"), actor="soak", progress=False)
     return cfg, engine
 

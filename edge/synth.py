@@ -333,6 +333,22 @@ def generate_lobby(faces_dir: Path, out: Path, truth_path: Path, *, enrolled: in
     return dict(json.loads(text))  # exactly what a reader of the file gets
 
 
+def write_consenting_customers(truth: dict[str, Any], path: Path, *, name_prefix: str = "Customer",
+                               tier: str = "private", rm: str = "RM-01",
+                               channel: str = "test-paper-form") -> Path:
+    """The video's enrolled people as consenting customers (fictional names from their
+    ids, a tier and an RM) in the CSV format of ``branch-edge enrol --customers``."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["customer_id", "photo", "display_name", "tier", "assigned_rm",
+                         "consent_channel", "consent_time"])
+        for person in truth["people"]:
+            for photo in person["enrol_photos"] if person["enrolled"] else ():
+                writer.writerow([person["customer_id"], photo, f"{name_prefix} {person['customer_id'][-2:]}",
+                                 tier, rm, channel, "2026-01-05T10:00:00+08:00"])
+    return path
+
+
 def write_customers_csv(truth: dict[str, object], path: Path) -> None:
     """The enrolled people as a customers CSV for ``branch-edge enrol``."""
     people = truth["people"]

@@ -6,7 +6,6 @@ daemon runs."""
 
 from __future__ import annotations
 
-import csv
 import queue
 import threading
 import time
@@ -18,7 +17,7 @@ from edge.config import EdgeConfig, parse_config
 from edge.daemon import EdgeDaemon
 from edge.enrol import enrol_folder
 from edge.store import open_configured
-from edge.synth import SynthSpec, generate_lobby
+from edge.synth import SynthSpec, generate_lobby, write_consenting_customers
 from mqtt.messages import Arrival, utc_now
 from mqtt.topics import BranchTopics
 from tests.daemon_fixtures import edge_client, edge_config, store_opener
@@ -36,15 +35,7 @@ def lobby(tmp_path_factory, data_dir):
 
 def customers_csv(truth, path: Path) -> Path:
     """The video's enrolled people as customers with a recorded consent, a tier and an RM."""
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["customer_id", "photo", "display_name", "tier", "assigned_rm",
-                         "consent_channel", "consent_time"])
-        for person in truth["people"]:
-            for photo in person["enrol_photos"] if person["enrolled"] else ():
-                writer.writerow([person["customer_id"], photo, f"Customer {person['customer_id'][-2:]}",
-                                 "private", "RM-01", "test-paper-form", "2026-01-05T10:00:00+08:00"])
-    return path
+    return write_consenting_customers(truth, path)
 
 
 def enrolled_branch(tmp_path: Path, prov, engine, lobby, data_dir: Path, **sections) -> EdgeConfig:

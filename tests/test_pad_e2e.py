@@ -3,7 +3,6 @@ ACL) -> the PAD app's feed shows each enrolled customer once, within a measured 
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from edge.daemon import EdgeDaemon
 from edge.enrol import enrol_folder
 from edge.store import open_configured
-from edge.synth import SynthSpec, generate_lobby
+from edge.synth import SynthSpec, generate_lobby, write_consenting_customers
 from mqtt.messages import Arrival, utc_now
 from tests.daemon_fixtures import edge_client, edge_config, store_opener
 from tests.mqtt_fixtures import client_config, mosquitto_broker, provisioned_branch  # noqa: F401
@@ -33,15 +32,7 @@ def lobby(tmp_path_factory, data_dir: Path):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("pad-lobby")
     truth = generate_lobby(data_dir / "faces", out / "lobby.mp4", out / "truth.json", enrolled=3,
                            strangers=2, spec=SynthSpec(seconds=12.0, fps=10.0), seed=7)
-    path = out / "customers.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_id", "photo", "display_name", "tier", "assigned_rm",
-                         "consent_channel", "consent_time"])
-        for person in truth["people"]:
-            for photo in person["enrol_photos"] if person["enrolled"] else ():
-                writer.writerow([person["customer_id"], photo, f"客户 {person['customer_id'][-2:]}",
-                                 "private", "rm-1", "test-paper-form", "2026-01-05T10:00:00+08:00"])
+    path = write_consenting_customers(truth, out / "customers.csv", name_prefix="客户", rm="rm-1")
     return out / "lobby.mp4", truth, path, data_dir / "faces"
 
 
