@@ -15,12 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.core.errors import ConfigError, format_validation_error
 from models.pack import ModelPackError, load_pack
 from mqtt.config import MqttConfig
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing, unreadable or invalid."""
 
 
 class Section(BaseModel):
@@ -128,7 +125,8 @@ class LobbyConfig(Section):
 
 class AuthConfig(Section):
     enabled: bool = Field(False, description="serve counter authorization requests")
-    policies: Path | None = Field(None, description="policy TOML (default: the shipped edge/policies.toml)")
+    policies: Path | None = Field(
+        None, description="policy TOML (default: the shipped edge/counter/policies.toml)")
 
 
 class CameraConfig(Section):
@@ -179,7 +177,7 @@ class DaemonConfig(Section):
 
 
 class RetentionConfig(Section):
-    """What is deleted when (edge.retention; README "Privacy")."""
+    """What is deleted when (edge.store.retention; README "Privacy")."""
 
     live_captures_h: float = Field(24.0, gt=0.0, le=720.0, description="live face images kept at most")
     audit_days: int = Field(1825, ge=0, le=36_500, description="audit entries kept; 0 = forever")
@@ -244,14 +242,6 @@ class EdgeConfig(Section):
             raise ValueError(f"recognition.threshold: pack {pack.id!r} has no calibrated threshold; "
                              "set one (see `branch-edge calibrate`)")
         return {**data, "recognition": {**recognition, "threshold": pack.threshold}}
-
-
-def format_validation_error(err: ValidationError) -> str:
-    lines = []
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"{key}: {item['msg']}")
-    return "; ".join(lines)
 
 
 def parse_config(data: dict[str, object], source: str = "<config>") -> EdgeConfig:

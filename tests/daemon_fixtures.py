@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, parse_config
-from edge.crypto import generate_key_file
-from edge.store import Store, open_configured
+from edge.store.crypto import generate_key_file
+from edge.store.database import Store, open_configured
 from mqtt.client import BranchClient, Identity
 from mqtt.messages import Message
 from mqtt.provision.run import ProvisionResult

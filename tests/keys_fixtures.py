@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.crypto import generate_key_file, read_key_file
-from edge.store import Store, utc_now
+from edge.store.crypto import generate_key_file, read_key_file
+from edge.store.database import Store, utc_now
 
 ACTOR = "test-officer"
 PACK = "default"

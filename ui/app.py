@@ -13,12 +13,12 @@ from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageH
 from PyQt6.QtWidgets import QApplication
 
 from ui.bridge import PadBridge
-from ui.config import PadConfig
-from ui.i18n import Texts
-from ui.link import PadLink
-from ui.metrics import Metrics
 from ui.pages.base import PageContext
 from ui.screenshots import CardShooter
+from ui.state.config import PadConfig
+from ui.state.i18n import Texts
+from ui.state.link import PadLink
+from ui.widgets.screen import Metrics
 from ui.window import PadWindow
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from edge.config import ConfigError
+from edge.core.errors import ConfigError
 from mqtt.client import MqttError
 
 # Sub-command modules under ui/commands/.
@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_app(args: argparse.Namespace) -> int:
     # Imported here so that `branch-pad --help` and the sub-commands start without Qt.
-    from ui.config import load_pad_config  # noqa: PLC0415
-    from ui.i18n import Texts  # noqa: PLC0415
+    from ui.state.config import load_pad_config  # noqa: PLC0415
+    from ui.state.i18n import Texts  # noqa: PLC0415
 
     config = load_pad_config(args.config)
     language = args.language or config.language

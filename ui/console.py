@@ -7,10 +7,10 @@ import time
 from typing import TextIO
 
 from mqtt.messages import Arrival, Claim, Message, utc_now
-from ui.config import PadConfig
-from ui.feed import ArrivalFeed, ClaimBook
-from ui.i18n import Texts
-from ui.link import PadLink
+from ui.state.config import PadConfig
+from ui.state.feed import ArrivalFeed, ClaimBook
+from ui.state.i18n import Texts
+from ui.state.link import PadLink
 
 
 def arrival_line(arrival: Arrival, feed: ArrivalFeed, texts: Texts) -> str:

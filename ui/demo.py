@@ -1,6 +1,6 @@
 """The PAD in the demo: a ``branch-pad`` process that saves the card of every arrival.
 
-``make demo`` (edge/demo.py) uses it like this::
+``make demo`` (edge/tools/demo/branch.py) uses it like this::
 
     with demo_broker(cfg.mqtt) as bus:
         pad = PadProcess.start(bus, branch_id, out / "pad", out / "pad-cards", count=len(arrivals))

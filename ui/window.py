@@ -5,8 +5,8 @@ from __future__ import annotations
 from PyQt6.QtCore import pyqtSlot
 from PyQt6.QtWidgets import QMainWindow, QVBoxLayout, QWidget
 
-from ui.i18n import Texts
 from ui.pages.base import PageContext, create_page
+from ui.state.i18n import Texts
 from ui.widgets.header import Header
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import load_config
-from edge.errors import StoreError
-from edge.store import audit_chain_break
+from edge.core.errors import StoreError
+from edge.store.database import audit_chain_break
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.auth import AuthError, AuthService, auth_client_parts, load_policies
 from edge.config import EdgeConfig, load_config
 from edge.core.auth_policy import Policies
 from edge.core.idcard_rules import normalize_id_number
-from edge.store import open_configured
+from edge.counter.service import AuthError, AuthService, auth_client_parts, load_policies
+from edge.store.database import open_configured
 from mqtt.client import BranchClient, Identity
 
 

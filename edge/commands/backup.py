@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.backup import backup_store
 from edge.config import load_config
+from edge.store.backup import backup_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

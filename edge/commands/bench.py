@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("edge.bench_gallery", "edge.bench_mqtt", "edge.bench_pipeline", "edge.bench_notify")
+BENCHES = (
+    "edge.tools.bench.gallery",
+    "edge.tools.bench.mqtt",
+    "edge.tools.bench.pipeline",
+    "edge.tools.bench.notify",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

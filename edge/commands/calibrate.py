@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from edge.commands.evaluate import add_engine_arguments, run_evaluation
-from edge.config import ConfigError, parse_config
-from edge.core import metrics
-from edge.evaluate import Evaluation, EvaluationError, rate_key
+from edge.config import parse_config
+from edge.core import accuracy as metrics
+from edge.core.errors import ConfigError
+from edge.tools.evaluate import Evaluation, EvaluationError, rate_key
 from models.pack import load_pack
 
 SECTION_RE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")

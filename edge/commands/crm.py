@@ -81,8 +81,8 @@ def print_reports(reports: list[Any], as_json: bool) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from edge.crm import CrmError, CrmStore
-    from edge.crm_import import import_files
+    from edge.crm.importer import import_files
+    from edge.crm.records import CrmError, CrmStore
 
     files = files_from(args)
     if not files:
@@ -92,7 +92,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from edge.crm_demo import demo_people, load_demo_crm
+    from edge.tools.demo.crm import demo_people, load_demo_crm
 
     reports = load_demo_crm(crm_db(args), demo_people(), args.today or date.today(), args.out,
                             extra=args.extra)
@@ -101,8 +101,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.crm import CrmError
-    from edge.portrait import PortraitBuilder
+    from edge.crm.portrait import PortraitBuilder
+    from edge.crm.records import CrmError
 
     cfg = load_config(args.config)
     builder = PortraitBuilder.open(cfg, args.db)

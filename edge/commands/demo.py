@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.demo import default_faces_dir, run_demo
-    from edge.errors import BranchEdgeError
+    from edge.core.errors import BranchEdgeError
+    from edge.tools.demo.branch import default_faces_dir, run_demo
 
     faces = args.faces or default_faces_dir()
     if not faces.is_dir():

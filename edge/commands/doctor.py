@@ -102,7 +102,7 @@ def check_models(cfg: EdgeConfig, models_dir: Path | None) -> Check:
 
 
 def check_camera(cam: CameraConfig) -> Check:
-    from edge.capture import open_source, usable_image
+    from edge.lobby.capture import open_source, usable_image
 
     name = f"camera {cam.name}"
     started = time.monotonic()
@@ -178,8 +178,8 @@ def _remaining_length(n: int) -> bytes:
 
 
 def check_store(cfg: EdgeConfig, key_file: Path | None) -> Check:
-    from edge.errors import StoreError
-    from edge.store import open_configured
+    from edge.core.errors import StoreError
+    from edge.store.database import open_configured
 
     try:
         with open_configured(cfg.store, None, key_file, create=False) as store:

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.config import load_config
-from edge.enrol import REASONS, EnrolReport, enrol_folder
-from edge.errors import StoreError
-from edge.store import open_configured, parse_time
+from edge.core.errors import StoreError
+from edge.enrol.enrolment import REASONS, EnrolReport, enrol_folder
+from edge.store.database import open_configured, parse_time
 from edge.vision.engine import FaceEngine
 
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from edge.config import EdgeConfig, load_config
-from edge.retention import forget_customer, open_outbox
-from edge.store import open_configured
+from edge.store.database import open_configured
+from edge.store.retention import forget_customer, open_outbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config
-from edge.evaluate import (
+from edge.tools.evaluate import (
     DEFAULT_IMPOSTORS,
     DEFAULT_SEED,
     DEGRADERS,

@@ -27,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.crm import CrmStore
-    from edge.crm_demo import demo_people, load_demo_crm
-    from edge.errors import BranchEdgeError
-    from edge.recommend_eval import evaluate_recommender
+    from edge.core.errors import BranchEdgeError
+    from edge.crm.evaluation import evaluate_recommender
+    from edge.crm.records import CrmStore
+    from edge.tools.demo.crm import demo_people, load_demo_crm
 
     if not 7 <= args.horizon <= 730:
         raise BranchEdgeError("--horizon must be 7 to 730 days")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from edge.commands.argtypes import bounded_int
 from edge.config import load_config
-from edge.crypto import KeyRing, generate_key_file, load_key_ring, read_key_file
-from edge.errors import StoreError
-from edge.rotation import DEFAULT_BATCH, RotationReport, rotate_store
-from edge.store import Store
+from edge.core.errors import StoreError
+from edge.store.crypto import KeyRing, generate_key_file, load_key_ring, read_key_file
+from edge.store.database import Store
+from edge.store.rotation import DEFAULT_BATCH, RotationReport, rotate_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -16,7 +16,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from edge.errors import BranchEdgeError
+from edge.core.errors import BranchEdgeError
 from mqtt.bench import BenchOptions, run_bench
 from mqtt.embedded import EmbeddedBroker
 from mqtt.jsonschema import write_schemas

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.errors import BranchEdgeError
+from edge.core.errors import BranchEdgeError
 from mqtt.provision import ProvisionError, load_devices, provision
 from mqtt.provision.run import BrokerOptions, CentralLink
 from mqtt.topics import TopicError, check_id

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from edge.config import load_config
-from edge.retention import RetentionJob, open_outbox
-from edge.store import Store, open_configured
+from edge.store.database import Store, open_configured
+from edge.store.retention import RetentionJob, open_outbox
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import load_config
-from edge.errors import ImageError
+from edge.core.errors import ImageError
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import IMAGE_SUFFIXES, load_image
 

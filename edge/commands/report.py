@@ -23,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from edge.config import load_config
-    from edge.crm import CrmStore
-    from edge.errors import BranchEdgeError
-    from edge.outcomes import conversion, link_sales, plot_png, write_csv
+    from edge.core.errors import BranchEdgeError
+    from edge.crm.outcomes import conversion, link_sales, plot_png, write_csv
+    from edge.crm.records import CrmStore
 
     if args.end < args.start:
         raise BranchEdgeError("--to is before --from")

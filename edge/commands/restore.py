@@ -7,9 +7,9 @@ import getpass
 import json
 from pathlib import Path
 
-from edge.backup import restore_store
 from edge.config import load_config
-from edge.crypto import load_key_ring
+from edge.store.backup import restore_store
+from edge.store.crypto import load_key_ring
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

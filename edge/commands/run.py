@@ -22,15 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.auth import AuthService, load_policies
-    from edge.config import ConfigError, load_config
-    from edge.daemon import EdgeDaemon, package_version
-    from edge.inbound import edge_inbound
+    from edge.config import load_config
+    from edge.core.errors import ConfigError
+    from edge.counter.service import AuthService, load_policies
+    from edge.crm.portrait import PortraitBuilder
+    from edge.lobby.daemon import EdgeDaemon, package_version
+    from edge.lobby.inbound import edge_inbound
+    from edge.lobby.status import status_dict
     from edge.logging_setup import configure_logging
-    from edge.portrait import PortraitBuilder
-    from edge.retention import RetentionJob
-    from edge.status import status_dict
-    from edge.store import Store, open_configured
+    from edge.store.database import Store, open_configured
+    from edge.store.retention import RetentionJob
     from edge.vision.engine import FaceEngine
     from mqtt.client import BranchClient, Identity
 

@@ -1,5 +1,5 @@
 """``branch-edge soak``: cameras and PADs under load for minutes; memory, thread,
-descriptor and latency trends (edge/soak.py).  Exit 1 when a limit is exceeded."""
+descriptor and latency trends (edge/tools/soak.py).  Exit 1 when a limit is exceeded."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def data_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.soak import SoakOptions, run_soak
+    from edge.tools.soak import SoakOptions, run_soak
 
     video = args.video or data_dir() / "video" / "royal_opera_house_walk_1080p.mp4"
     options = SoakOptions(

@@ -1,4 +1,4 @@
-"""``branch-edge synth lobby``: a synthetic lobby video with ground truth (see ``edge.synth``)."""
+"""``branch-edge synth lobby``: a synthetic lobby video with ground truth (see ``edge.tools.synth``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from edge.commands.argtypes import bounded_float, bounded_int
-from edge.synth import SynthError, SynthSpec, generate_lobby, write_customers_csv
+from edge.tools.synth import SynthError, SynthSpec, generate_lobby, write_customers_csv
 
 
 def default_background() -> Path | None:

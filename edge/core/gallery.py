@@ -23,7 +23,7 @@ Backends: ``exact`` is a float32 numpy matrix (exact, the default for a branch);
 score error bounded by ``Int8Quantiser.score_error_bound``); ``ivf`` is a faiss
 inverted-file index over 8-bit codes, for galleries of about a million templates
 built in one batch (approximate; its agreement with exact search is measured by
-``branch-edge bench gallery``).  The faiss backends live in ``edge.gallery_index``.
+``branch-edge bench gallery``).  The faiss backends live in ``edge.vision.faiss_index``.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def make_index(backend: Backend, dim: int, **options: float) -> TemplateIndex:
     if backend == "exact":
         return ExactIndex(dim)
     # faiss is only needed by the compressed backends; core stays importable without it.
-    from edge.gallery_index import make_faiss_index  # noqa: PLC0415
+    from edge.vision.faiss_index import make_faiss_index  # noqa: PLC0415
 
     return make_faiss_index(backend, dim, **options)
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from edge.config import EdgeConfig
+from edge.core.errors import EngineError
 from edge.core.quality import FaceQuality, estimate_pose, interocular_distance
-from edge.errors import EngineError
 from edge.vision.detector import DETECTORS, SCRFDDetector, YuNetDetector
 from edge.vision.liveness import LivenessEnsemble, MiniFASNet
 from edge.vision.recognizer import ArcFaceRecognizer, align_face

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import ImageError
+from edge.core.errors import ImageError
 
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000

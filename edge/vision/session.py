@@ -13,7 +13,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edge.config import RuntimeConfig
-from edge.errors import EngineError
+from edge.core.errors import EngineError
 
 log = logging.getLogger(__name__)
 

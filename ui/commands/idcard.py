@@ -11,15 +11,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.errors import USER_ERRORS
-from ui.idcard import has_errors, validate_card
-from ui.idcard.card import CardReadError
-from ui.idcard.mrz import MrzError, parse_mrz
-from ui.idcard.photo import load_decoder
-from ui.idcard.reader import decode_photo, read_card
-from ui.idcard.samples import sample_cards, write_deck
-from ui.idcard.sdk import SdtApiReader, TermbReader
-from ui.idcard.simulator import PtySimulator, SimulatorError, load_cards
+from edge.core.errors import BranchEdgeError
+from ui.devices.idcard import has_errors, validate_card
+from ui.devices.idcard.card import CardReadError
+from ui.devices.idcard.mrz import MrzError, parse_mrz
+from ui.devices.idcard.photo import load_decoder
+from ui.devices.idcard.reader import decode_photo, read_card
+from ui.devices.idcard.samples import sample_cards, write_deck
+from ui.devices.idcard.sdk import SdtApiReader, TermbReader
+from ui.devices.idcard.simulator import PtySimulator, SimulatorError, load_cards
 
 EXIT_OK, EXIT_RULES_FAILED, EXIT_USER_ERROR = 0, 1, 2
 
@@ -66,7 +66,7 @@ def _guarded(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(func(args))
-        except USER_ERRORS as exc:
+        except BranchEdgeError as exc:
             code = getattr(exc, "code", "")
             if getattr(args, "json", False):
                 print(json.dumps({"ok": False, "error": code, "message": str(exc)}, ensure_ascii=False))

@@ -10,9 +10,9 @@ from pathlib import Path
 import edge
 from edge.core.auth_policy import PolicyError, ScenarioPolicy, policies_from_dict, reason_text
 from mqtt.messages import Score
-from ui.i18n import register_texts
+from ui.state.i18n import register_texts
 
-POLICY_FILE = Path(edge.__file__).with_name("policies.toml")
+POLICY_FILE = Path(edge.__file__).parent / "counter" / "policies.toml"
 
 register_texts({
     "auth.scenario": {"zh-CN": "业务类型", "en": "Transaction"},

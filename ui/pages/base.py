@@ -11,8 +11,8 @@ The window calls it once at start-up and shows the widget under the header
   (every checked, de-duplicated message this device's role may read; filter by
   type) or the typed signals.  Slots run on the GUI thread.
 - ``publish(message)``: durable, non-blocking send (outbox, then broker).
-- ``config`` (:class:`ui.config.PadConfig`: branch, device and RM ids, role),
-  ``texts`` (:class:`ui.i18n.Texts`; add words with ``ui.i18n.register_texts``),
+- ``config`` (:class:`ui.state.config.PadConfig`: branch, device and RM ids, role),
+  ``texts`` (:class:`ui.state.i18n.Texts`; add words with ``ui.state.i18n.register_texts``),
   ``metrics`` (touch-target and font sizes in pixels), ``clock``.
 
 Optional: a page with a ``badge_changed = pyqtSignal(int)`` gets its count
@@ -33,10 +33,10 @@ from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from mqtt.messages import Message, utc_now
 from ui.bridge import PadBridge
-from ui.config import PadConfig
-from ui.i18n import Texts
-from ui.metrics import Metrics
+from ui.state.config import PadConfig
+from ui.state.i18n import Texts
 from ui.widgets.common import label
+from ui.widgets.screen import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from mqtt.messages import Arrival, Claim
-from ui.feed import ArrivalFeed, ClaimBook, OutcomeDraft, OutcomeError, new_claim, new_outcome
-from ui.i18n import Texts
 from ui.pages.base import PageContext
 from ui.sound import Notifier
+from ui.state.feed import ArrivalFeed, ClaimBook, OutcomeDraft, OutcomeError, new_claim, new_outcome
+from ui.state.i18n import Texts
 from ui.widgets.card import CustomerCardView
 from ui.widgets.common import label
 from ui.widgets.feedlist import FeedList

@@ -19,9 +19,9 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import AuthDecision, AuthEscalation, Message
-from ui.i18n import Texts
 from ui.pages.auth_words import reason_lines, scenario_title, score_lines
 from ui.pages.base import PageContext
+from ui.state.i18n import Texts
 from ui.widgets.common import jpeg_pixmap, label, placeholder_pixmap
 
 EXPIRY_CHECK_MS = 1000

@@ -1,6 +1,6 @@
 """Teller mode: choose the transaction, read the ID card, capture the live face, ask the edge.
 
-The reader (``ui.idcard.reader.IdReader``) and the counter camera are polled
+The reader (``ui.devices.idcard.reader.IdReader``) and the counter camera are polled
 from GUI timers, so the widgets never see another thread.  Without a reader or
 camera configured the page still works for the parts it can: its status line
 says what is missing.  Configuration: the ``[counter]`` section of pad.toml
@@ -36,12 +36,12 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
-from ui.config import CounterConfig
-from ui.i18n import Texts
-from ui.idcard.card import IdCard
-from ui.idcard.reader import IdReader, ReaderEvent
+from ui.devices.idcard.card import IdCard
+from ui.devices.idcard.reader import IdReader, ReaderEvent
 from ui.pages.auth_words import reason_lines, scenarios, score_lines
 from ui.pages.base import PageContext
+from ui.state.config import CounterConfig
+from ui.state.i18n import Texts
 from ui.widgets.common import label, placeholder_pixmap
 
 READER_POLL_MS = 100
@@ -370,8 +370,8 @@ class TellerPage(QWidget):
 
 
 def counter_devices(counter: CounterConfig) -> tuple[IdReader | None, FrameSource | None]:
-    from ui.idcard.photo import load_decoder  # noqa: PLC0415 (ctypes vendor library, only when asked)
-    from ui.idcard.reader import open_transport  # noqa: PLC0415
+    from ui.devices.idcard.photo import load_decoder  # noqa: PLC0415 (ctypes vendor library, only when asked)
+    from ui.devices.idcard.reader import open_transport  # noqa: PLC0415
 
     port = os.environ.get("BRANCH_PAD_IDCARD_PORT") or counter.idcard_port
     reader = None

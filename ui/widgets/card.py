@@ -18,10 +18,10 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import Arrival, Portrait, Recommendation
-from ui.feed import ClaimState
-from ui.i18n import Texts
-from ui.metrics import Metrics
+from ui.state.feed import ClaimState
+from ui.state.i18n import Texts
 from ui.widgets.common import clear_layout, jpeg_pixmap, label, photo_with_caption, placeholder_pixmap
+from ui.widgets.screen import Metrics
 
 
 class CustomerCardView(QScrollArea):

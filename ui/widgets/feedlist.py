@@ -7,10 +7,10 @@ from PyQt6.QtGui import QIcon
 from PyQt6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 from mqtt.messages import Arrival
-from ui.feed import ArrivalFeed, ClaimBook
-from ui.i18n import Texts
-from ui.metrics import Metrics
+from ui.state.feed import ArrivalFeed, ClaimBook
+from ui.state.i18n import Texts
 from ui.widgets.common import jpeg_pixmap, placeholder_pixmap
+from ui.widgets.screen import Metrics
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 

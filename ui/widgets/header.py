@@ -5,7 +5,7 @@ from __future__ import annotations
 from PyQt6.QtCore import pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from ui.i18n import Texts
+from ui.state.i18n import Texts
 from ui.widgets.common import label
 
 

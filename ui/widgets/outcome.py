@@ -19,8 +19,8 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import Arrival
-from ui.feed import OUTCOME_RESULTS, OutcomeDraft
-from ui.i18n import Texts
+from ui.state.feed import OUTCOME_RESULTS, OutcomeDraft
+from ui.state.i18n import Texts
 from ui.widgets.common import label
 
 

@@ -1,0 +1,413 @@
+"""Counter authorization at the edge: verify a teller's request, decide, escalate.
+
+Flow (README "Counter authorization"): a teller terminal publishes an
+``AuthRequest``; :class:`AuthService` measures the evidence (card rules,
+liveness on each live frame, face quality, card photo vs live face, card holder
+vs account holder), lets :func:`edge.core.auth_policy.decide` judge it under the
+scenario's policy and answers on ``auth/responses/{device}``.  An escalation
+goes to the supervisors' PADs; the first supervisor ``AuthDecision`` settles
+it, and none within the timeout means reject.  Every step is audited without
+names, full ID numbers, images or embeddings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import EdgeConfig
+from edge.core import idcard_rules as rules
+from edge.core.auth_policy import (
+    Decision,
+    Evidence,
+    Holder,
+    Policies,
+    PolicyError,
+    ScenarioPolicy,
+    decide,
+    policies_from_dict,
+)
+from edge.core.errors import BranchEdgeError
+from edge.store.database import Store
+from edge.vision.engine import FaceEngine
+from edge.vision.types import FaceObservation
+from mqtt.client import BranchClient
+from mqtt.dedup import SeenIds
+from mqtt.messages import (
+    AuthDecision,
+    AuthEscalation,
+    AuthRequest,
+    AuthResponse,
+    CardFields,
+    Score,
+    utc_now,
+)
+from mqtt.receiver import Delivery, Receiver
+from mqtt.topics import BranchTopics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLICIES = Path(__file__).with_name("policies.toml")
+ACTOR = "edge-auth"
+CARD_TYPE_FLAGS = {
+    "resident": rules.RESIDENT, "gat_permit": rules.GAT_PERMIT,
+    "foreigner_2017": rules.FOREIGN_2017, "foreigner_2023": rules.FOREIGN_2023,
+}
+
+
+class AuthError(BranchEdgeError):
+    """The authorization service cannot run as configured (bad policy file)."""
+
+
+def load_policies(path: Path | None = None) -> Policies:
+    path = path or DEFAULT_POLICIES
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return policies_from_dict(data)
+    except OSError as err:
+        raise AuthError(f"cannot read policy file {path}: {err.strerror}") from err
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, PolicyError) as err:
+        raise AuthError(f"{path}: {err}") from err
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+class BadImageError(ValueError):
+    """A base64 JPEG in a request that does not decode."""
+
+
+def decode_jpeg(b64: str) -> np.ndarray:
+    try:
+        data = np.frombuffer(base64.b64decode(b64, validate=True), np.uint8)
+    except (binascii.Error, ValueError) as err:
+        raise BadImageError("not base64") from err
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise BadImageError("not a decodable image")
+    return image
+
+
+def card_facts(card: CardFields) -> rules.CardFacts:
+    """The request's card fields in the shape the card rules read."""
+    number = card.id_number.strip()
+    gender = card.gender or ("1" if number[16:17].isdigit() and int(number[16]) % 2 else "2")
+    return rules.CardFacts(
+        card_type=CARD_TYPE_FLAGS.get(card.card_type, card.card_type),
+        name=card.name,
+        gender=gender,
+        birth=card.birth_date.strftime("%Y%m%d") if card.birth_date else "",
+        id_number=number,
+        valid_from=card.valid_from.strftime("%Y%m%d") if card.valid_from else "",
+        valid_to=card.valid_until.strftime("%Y%m%d") if card.valid_until else rules.LONG_TERM,
+        nation_code=card.nation_code,
+    )
+
+
+def card_problem_codes(card: CardFields, today: dt.date) -> tuple[str, ...]:
+    problems = rules.validate_facts(card_facts(card), today)
+    return tuple(p.code for p in problems if p.severity == "error")
+
+
+@dataclass(frozen=True)
+class LiveMeasure:
+    faces_found: int
+    usable: list[FaceObservation]
+    liveness: list[float]
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        if not self.usable:
+            return None
+        mean = np.mean([o.embedding for o in self.usable if o.embedding is not None], axis=0)
+        return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12))
+
+
+class Verifier:
+    """Turns one request into :class:`Evidence` with the face engine and the store."""
+
+    def __init__(self, engine: FaceEngine, store: Store,
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.counter_frames = counter_frames
+
+    def live_images(self, request: AuthRequest) -> list[np.ndarray]:
+        """The live frames: from the teller terminal, or from the edge's counter camera
+        (none when the request asks for a counter camera this edge does not have)."""
+        if request.live_source == "counter_camera":
+            return self.counter_frames() if self.counter_frames is not None else []
+        return [decode_jpeg(b64) for b64 in request.live_jpeg_b64]
+
+    def holder(self, request: AuthRequest) -> Holder:
+        number = rules.normalize_id_number(request.card.id_number)
+        found = self.store.holder_id_matches(request.account_holder_id, number)
+        return "unknown" if found is None else ("match" if found else "mismatch")
+
+    def live(self, request: AuthRequest, images: list[np.ndarray]) -> LiveMeasure:
+        found, usable, scores = 0, [], []
+        for image in images:
+            observations = self.engine.analyze(image, max_faces=1)
+            if not observations:
+                continue
+            found += 1
+            obs = observations[0]
+            if obs.quality.failures(self.engine.cfg.quality):
+                continue
+            usable.append(obs)
+            if self.engine.has_liveness:
+                scores.append(self.engine.liveness(image, obs.face))
+        return LiveMeasure(found, usable, scores)
+
+    def card_embedding(self, request: AuthRequest) -> np.ndarray | None:
+        if request.card_photo_jpeg_b64 is None:
+            return None
+        observations = self.engine.analyze(decode_jpeg(request.card_photo_jpeg_b64), max_faces=1)
+        return observations[0].embedding if observations else None
+
+    def evidence(self, request: AuthRequest, policy: ScenarioPolicy) -> Evidence:
+        images = self.live_images(request)
+        live = self.live(request, images)
+        card = self.card_embedding(request)
+        probe = live.embedding
+        score = float(card @ probe) if card is not None and probe is not None else None
+        return Evidence(
+            card_problems=card_problem_codes(request.card, dt.date.today()),
+            holder=self.holder(request),
+            live_supplied=len(images),
+            counter_camera_missing=request.live_source == "counter_camera" and not images,
+            live_frames=len(live.usable),
+            live_scores=tuple(live.liveness),
+            live_quality_ok=bool(live.usable) or live.faces_found == 0,
+            live_face_found=live.faces_found > 0,
+            card_face_found=card is not None,
+            match_score=score,
+            amount=request.amount,
+        )
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def auth_subscriptions(branch_id: str) -> tuple[str, str]:
+    """What the edge's client subscribes to for this service."""
+    topics = BranchTopics(branch_id)
+    return topics.auth_requests, topics.auth_decisions
+
+
+def auth_client_parts(cfg: EdgeConfig) -> tuple[Receiver | None, tuple[str, ...]]:
+    """The receiver and subscriptions the edge's BranchClient needs when ``[auth] enabled``
+    (``(None, ())`` otherwise): ``BranchClient(cfg.mqtt, identity, receiver=r, subscriptions=t)``."""
+    if not cfg.auth.enabled:
+        return None, ()
+    mqtt = cfg.mqtt
+    receiver = Receiver(SeenIds(mqtt.seen_ids_path, mqtt.seen_ids_ttl_s, mqtt.seen_ids_max),
+                        max_payload_bytes=mqtt.max_payload_bytes)
+    return receiver, auth_subscriptions(cfg.branch_id)
+
+
+@dataclass(frozen=True)
+class Pending:
+    request: AuthRequest
+    decision: Decision
+    deadline: float  # time.monotonic()
+
+
+def response_scores(decision: Decision) -> list[Score]:
+    return [Score(name=s.name, value=round(s.value, 4), threshold=s.threshold) for s in decision.scores]
+
+
+def audit_request_facts(request: AuthRequest) -> dict[str, Any]:
+    """What the audit log keeps of a request: no name, no full number, no image."""
+    return {
+        "scenario": request.scenario, "transaction_id": request.transaction_id,
+        "teller_id": request.teller_id, "device_id": request.device_id,
+        "customer_id": request.account_holder_id, "card_type": request.card.card_type,
+        "masked_id_number": rules.mask_id_number(request.card.id_number),
+        "reader_sam_id": request.reader_sam_id, "amount": request.amount,
+        "live_frames": len(request.live_jpeg_b64),
+    }
+
+
+class AuthService:
+    """Serves ``auth/requests`` and ``auth/decisions`` from a Receiver queue.
+
+    ``store`` may be a zero-argument callable that opens the store: SQLite
+    connections belong to one thread, and :meth:`start` runs the loop on its own.
+    """
+
+    def __init__(self, engine: FaceEngine, store: Store | Callable[[], Store], client: BranchClient,
+                 policies: Policies, *, clock: Callable[[], float] = time.monotonic,
+                 inbox: queue.Queue[Delivery] | None = None,
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
+        self.engine = engine
+        self.counter_frames = counter_frames
+        # Deliveries to serve: the client's receiver queue, unless a host that shares
+        # the client routes auth messages here with submit().
+        if inbox is None and client.receiver is not None:
+            inbox = client.receiver.queue
+        self.inbox: queue.Queue[Delivery] = inbox if inbox is not None else queue.Queue()
+        self._store_source = store
+        self._store: Store | None = store if isinstance(store, Store) else None
+        self.client = client
+        self.policies = policies
+        self.clock = clock
+        self.pending: dict[str, Pending] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            assert callable(self._store_source)
+            self._store = self._store_source()
+        return self._store
+
+    @property
+    def branch_id(self) -> str:
+        return self.client.identity.branch_id
+
+    # -- dispatch --
+
+    def submit(self, delivery: Delivery) -> None:
+        """Queue a delivery for the service thread (safe from the MQTT network thread)."""
+        self.inbox.put(delivery)
+
+    def handle(self, delivery: Delivery) -> None:
+        message = delivery.message
+        if isinstance(message, AuthRequest):
+            self.on_request(message)
+        elif isinstance(message, AuthDecision):
+            self.on_decision(message)
+
+    def on_request(self, request: AuthRequest) -> None:
+        facts = audit_request_facts(request)
+        self.store.audit(request.teller_id, "auth_requested", request.id, facts)
+        age_s = (utc_now() - request.sent_at).total_seconds()
+        if age_s > self.policies.request_ttl_s:
+            self.finish(request, Decision("reject", ("request_expired",)), None)
+            return
+        policy = self.policies.get(request.scenario)
+        if policy is None:
+            self.finish(request, Decision("reject", ("unknown_scenario",)), None)
+            return
+        try:
+            verifier = Verifier(self.engine, self.store, self.counter_frames)
+            decision = decide(policy, verifier.evidence(request, policy))
+        except BadImageError as err:
+            log.warning("auth request %s: bad image: %s", request.id, err)
+            decision = Decision("reject", ("bad_image",))
+        if decision.verdict == "escalate":
+            self.escalate(request, decision)
+        else:
+            self.finish(request, decision, None)
+
+    def finish(self, request: AuthRequest, decision: Decision, decided_by: str | None,
+               extra: tuple[str, ...] = ()) -> None:
+        response = AuthResponse(
+            branch_id=self.branch_id, request_id=request.id, device_id=request.device_id,
+            verdict=decision.verdict, reasons=list(decision.reasons + extra)[:20],
+            scores=response_scores(decision), decided_by=decided_by,
+        )
+        # Audit first: a decision the teller has seen is always in the audit log.
+        self.store.audit(decided_by or ACTOR, "auth_decided", request.id, {
+            "verdict": decision.verdict, "reasons": list(decision.reasons),
+            "scores": [vars(s) for s in decision.scores], "scenario": request.scenario,
+        })
+        self.client.publish(response)
+        log.info("auth %s (%s): %s %s", request.id, request.scenario, decision.verdict,
+                 ",".join(decision.reasons))
+
+    def escalate(self, request: AuthRequest, decision: Decision) -> None:
+        timeout = self.policies.escalation_timeout_s
+        self.pending[request.id] = Pending(request, decision, self.clock() + timeout)
+        self.store.audit(ACTOR, "auth_escalated", request.id, {
+            "reasons": list(decision.reasons), "scores": [vars(s) for s in decision.scores],
+            "timeout_s": timeout,
+        })
+        self.client.publish(AuthEscalation(
+            branch_id=self.branch_id, expires_at=utc_now() + dt.timedelta(seconds=timeout),
+            request_id=request.id, teller_device_id=request.device_id, scenario=request.scenario,
+            masked_card_number=rules.mask_id_number(request.card.id_number),
+            reasons=list(decision.reasons), scores=response_scores(decision),
+            card_photo_jpeg_b64=request.card_photo_jpeg_b64,
+            live_jpeg_b64=request.live_jpeg_b64[0] if request.live_jpeg_b64 else None,
+        ))
+        # The teller sees "waiting for a supervisor" until the final answer comes.
+        self.client.publish(AuthResponse(
+            branch_id=self.branch_id, request_id=request.id, device_id=request.device_id,
+            verdict="escalate", reasons=list(decision.reasons), scores=response_scores(decision),
+        ))
+        log.info("auth %s (%s): escalated %s", request.id, request.scenario, ",".join(decision.reasons))
+
+    def on_decision(self, decision: AuthDecision) -> None:
+        pending = self.pending.pop(decision.request_id, None)
+        details = {"decision": decision.decision, "reason": decision.reason,
+                   "supervisor_device": decision.device_id}
+        if pending is None:
+            self.store.audit(decision.supervisor_id, "auth_decision_ignored", decision.request_id, details)
+            log.info("supervisor decision for %s ignored: not pending", decision.request_id)
+            return
+        self.store.audit(decision.supervisor_id, "auth_supervisor_decision", decision.request_id, details)
+        code = "supervisor_approved" if decision.decision == "approve" else "supervisor_rejected"
+        final = replace(pending.decision, verdict=decision.decision, reasons=(code,))
+        self.finish(pending.request, final, decision.supervisor_id,
+                    extra=(f"note:{decision.reason}"[:200],) if decision.reason else ())
+
+    def expire_due(self) -> int:
+        """Reject every escalation whose timeout has passed; returns how many."""
+        now = self.clock()
+        due = [key for key, p in self.pending.items() if p.deadline <= now]
+        for key in due:
+            pending = self.pending.pop(key)
+            self.store.audit(ACTOR, "auth_escalation_timeout", key, {
+                "timeout_s": self.policies.escalation_timeout_s})
+            self.finish(pending.request, replace(pending.decision, verdict="reject",
+                                                 reasons=("escalation_timeout",)), None)
+        return len(due)
+
+    # -- the loop --
+
+    def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+        """Serve until ``stop`` is set (blocking); the daemon may host this in its thread."""
+        while not stop.is_set() and not self._stop.is_set():
+            try:
+                delivery = self.inbox.get(timeout=poll_s)
+            except queue.Empty:
+                delivery = None
+            try:
+                if delivery is not None:
+                    self.handle(delivery)
+                self.expire_due()
+            except Exception:  # one bad request must not stop the service
+                log.exception("auth service failed on a message; continuing")
+        if self._store is not None and self._store is not self._store_source:
+            self._store.close()  # opened by this thread from the factory
+            self._store = None
+
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Serve on a thread of its own until ``stop`` is set or :meth:`stop` is called."""
+        if isinstance(self._store_source, Store):
+            raise AuthError("start() needs a store factory (a callable that opens the store): "
+                            "an SQLite connection cannot move to the service thread")
+        self._thread = threading.Thread(target=self.run, args=(stop or threading.Event(),),
+                                        name="auth-service", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,395 @@
+"""``branch-edge bench pipeline``: our lobby pipeline against the plain insightface loop.
+
+Same run, same frames, same model files: every decoded frame goes to (a) our
+:class:`edge.lobby.pipeline.LobbyPipeline` and (b) insightface's ``FaceAnalysis.get`` built
+over the pack's detector and recognizer (detect, align and embed every face of
+every frame), whose embeddings are identified per face with the same gallery,
+threshold and margin.  Decoding is timed once and added to both for the
+end-to-end numbers.  With ``--truth`` (a ``branch-edge synth lobby`` ground truth)
+the identification recall and false identities of both are reported.
+
+``--cameras N`` measures capacity instead: N decoders paced at the video's native
+rate (a real camera), each analysed at ``--analyse-fps`` by one shared pipeline;
+it reports the analysed fps each camera got and the frame-to-result latency, and,
+with ``--truth``, the time from the first frame where an enrolled face reaches
+the minimum size to its recognition (p50/p95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.commands.argtypes import bounded_float, bounded_int
+from edge.config import EdgeConfig, load_config
+from edge.core.errors import BranchEdgeError
+from edge.core.gallery import Gallery
+from edge.lobby.pipeline import LobbyPipeline
+from edge.store.database import open_configured
+from edge.tools.synth import SynthSpec, first_seen_at_size, people_from_truth
+from edge.vision.engine import FaceEngine
+from edge.vision.imageio import load_image
+from models.pack import resolve_models_dir
+
+
+class BenchError(BranchEdgeError):
+    """The benchmark cannot run with these inputs."""
+
+
+@dataclass
+class Meter:
+    """Wall and process CPU seconds spent in one stage."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    identified: set[str] = field(default_factory=set)
+    recognitions: int = 0
+
+    def timed(self, fn: Any, *args: Any) -> Any:
+        w, c = time.perf_counter(), time.process_time()
+        result = fn(*args)
+        self.wall += time.perf_counter() - w
+        self.cpu += time.process_time() - c
+        return result
+
+
+def open_video(path: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise BenchError(f"cannot open video {path}")
+    return cap
+
+
+def insightface_app(engine: FaceEngine, cfg: EdgeConfig, models_dir: Path | None) -> Any:
+    """insightface's FaceAnalysis over a folder holding links to our two model files."""
+    # Lazy: `branch-edge --help` imports every bench module, insightface is slow to import.
+    from insightface.app import FaceAnalysis  # noqa: PLC0415
+
+    pack = engine.pack
+    if pack.one("detector").kind != "scrfd":
+        raise BenchError(f"pack {pack.id!r}: the insightface baseline needs an SCRFD detector")
+    root = resolve_models_dir(pack, models_dir, cfg.models.dir)
+    folder = Path(tempfile.mkdtemp(prefix="bench-insightface-"))
+    for role in ("detector", "recognizer"):
+        spec = pack.one(role)
+        (folder / spec.file).symlink_to((root / spec.file).resolve())
+    app = FaceAnalysis(name=str(folder), allowed_modules=["detection", "recognition"],
+                       providers=["CPUExecutionProvider"])
+    app.prepare(ctx_id=-1, det_size=(640, 640), det_thresh=cfg.detection.score_threshold)
+    return app
+
+
+def build_gallery(engine: FaceEngine, cfg: EdgeConfig, args: argparse.Namespace,
+                  truth: dict[str, Any] | None) -> Gallery:
+    gallery = Gallery(engine.embedding_size, cfg.gallery.backend)
+    if args.gallery is not None:
+        with open_configured(cfg.store, args.gallery, args.key_file, create=False) as store:
+            ids, vectors = store.load_templates(engine.pack_id, engine.embedding_size)
+        if ids:
+            gallery.add(ids, vectors)
+    if truth is not None:
+        faces = Path(truth["faces_dir"]) if args.faces is None else args.faces
+        for person in truth["people"]:
+            for photo in person["enrol_photos"]:
+                add_photo(gallery, engine, faces / photo, person["customer_id"])
+    add_distractors(gallery, engine, args, truth)
+    return gallery
+
+
+def add_distractors(gallery: Gallery, engine: FaceEngine, args: argparse.Namespace,
+                    truth: dict[str, Any] | None) -> None:
+    """Customers nobody in the video is: a gallery of realistic size for the decision."""
+    data = os.environ.get("BRANCH_EDGE_DATA")
+    faces = args.faces or (Path(truth["faces_dir"]) if truth else Path(data) / "faces" if data else None)
+    if not args.distractors or faces is None or not faces.is_dir():
+        return
+    shown = {p["label"] for p in truth["people"]} if truth else set()
+    folders = [d for d in sorted(faces.iterdir()) if d.is_dir() and d.name not in shown]
+    for folder in folders[: args.distractors]:
+        photos = sorted(p for p in folder.iterdir() if p.is_file())
+        if photos:
+            add_photo(gallery, engine, photos[0], f"D{len(gallery):05d}")
+
+
+def add_photo(gallery: Gallery, engine: FaceEngine, path: Path, customer_id: str) -> None:
+    observations = engine.analyze(load_image(path), max_faces=1)
+    if observations and observations[0].embedding is not None:
+        gallery.add([customer_id], observations[0].embedding[None, :])
+
+
+def baseline_frame(app: Any, gallery: Gallery, cfg: EdgeConfig, frame: np.ndarray) -> list[str]:
+    with warnings.catch_warnings():  # insightface 2.1 calls a deprecated scikit-image API per face
+        warnings.simplefilter("ignore", FutureWarning)
+        faces = app.get(frame)
+    if not faces or not len(gallery):
+        return []
+    embeddings = np.stack([f.normed_embedding for f in faces])
+    rec = cfg.recognition
+    decisions = gallery.identify_batch(embeddings, rec.threshold, rec.margin)
+    return [d.customer_id for d in decisions if d.customer_id is not None]
+
+
+def compare(video: Path, engine: FaceEngine, app: Any, gallery: Gallery, cfg: EdgeConfig, *,
+            max_frames: int) -> tuple[dict[str, Meter], int, float, dict[str, int]]:
+    cap = open_video(video)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    pipeline = LobbyPipeline(engine, gallery, cfg)
+    meters = {"decode": Meter(), "ours": Meter(), "baseline": Meter()}
+    frames = 0
+    while frames < max_frames:
+        ok, frame = meters["decode"].timed(cap.read)
+        if not ok:
+            break
+        for rec in meters["ours"].timed(pipeline.process, "bench", frame, frames / fps):
+            meters["ours"].identified.add(rec.customer_id)
+            meters["ours"].recognitions += 1
+        found = meters["baseline"].timed(baseline_frame, app, gallery, cfg, frame)
+        meters["baseline"].identified.update(found)
+        meters["baseline"].recognitions += len(found)
+        frames += 1
+    cap.release()
+    if frames == 0:
+        raise BenchError(f"{video}: no frame could be decoded")
+    return meters, frames, fps, pipeline.stats()
+
+
+def side_report(meter: Meter, decode: Meter, frames: int, video_s: float,
+                enrolled: set[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "fps_end_to_end": round(frames / (meter.wall + decode.wall), 2),
+        "fps_excluding_decode": round(frames / meter.wall, 2),
+        "cpu_s_per_video_s": round((meter.cpu + decode.cpu) / video_s, 3),
+        "cpu_s_per_video_s_excluding_decode": round(meter.cpu / video_s, 3),
+        "recognitions": meter.recognitions,
+        "recognitions_per_frame": round(meter.recognitions / frames, 4),
+        "distinct_identified": len(meter.identified),
+    }
+    if enrolled is not None:
+        out["recall"] = round(len(meter.identified & enrolled) / len(enrolled), 4) if enrolled else None
+        out["false_identities"] = len(meter.identified - enrolled)
+    return out
+
+
+def comparison_report(video: Path, meters: dict[str, Meter], *, frames: int, fps: float,
+                      stats: dict[str, int], gallery: Gallery,
+                      truth: dict[str, Any] | None) -> dict[str, Any]:
+    video_s = frames / fps
+    enrolled = {p["customer_id"] for p in truth["people"] if p["enrolled"]} if truth else None
+    decode = meters["decode"]
+    ours = side_report(meters["ours"], decode, frames, video_s, enrolled)
+    base = side_report(meters["baseline"], decode, frames, video_s, enrolled)
+    ratio = {
+        "end_to_end": round(ours["fps_end_to_end"] / base["fps_end_to_end"], 2),
+        "excluding_decode": round(ours["fps_excluding_decode"] / base["fps_excluding_decode"], 2),
+        "cpu": round(base["cpu_s_per_video_s"] / ours["cpu_s_per_video_s"], 2),
+    }
+    report = {
+        "bench": "pipeline", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "video": video.name,
+        "frames": frames, "video_seconds": round(video_s, 2), "gallery_templates": len(gallery),
+        "decode": {"fps": round(frames / decode.wall, 2),
+                   "cpu_s_per_video_s": round(decode.cpu / video_s, 3)},
+        "ours": {**ours, "pipeline_stats": stats}, "baseline": base, "ratio": ratio,
+        "targets": {"end_to_end_2x": ratio["end_to_end"] >= 2.0,
+                    "excluding_decode_3x": ratio["excluding_decode"] >= 3.0},
+    }
+    if enrolled is not None:
+        report["targets"]["recall_not_lower"] = (ours["recall"] or 0) >= (base["recall"] or 0)
+    return report
+
+
+# -- capacity and time to notify ----------------------------------------------------
+
+@dataclass
+class Latest:
+    frame: np.ndarray
+    captured: float  # monotonic time the frame was decoded
+    loop_start: float  # monotonic time this pass over the file started (paced)
+    seq: int
+
+
+class PacedCamera(threading.Thread):
+    """Decodes every frame of a looped file at its native rate; only the newest is kept."""
+
+    def __init__(self, video: Path, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.video, self.stop = video, stop
+        self.latest: Latest | None = None
+        self.decoded = 0
+
+    def run(self) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            cap = open_video(self.video)
+            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            start, index = time.monotonic(), 0
+            while not self.stop.is_set():
+                delay = start + index / fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                self.latest = Latest(frame, time.monotonic(), start, seq)
+                seq, index, self.decoded = seq + 1, index + 1, self.decoded + 1
+            cap.release()
+
+
+@dataclass
+class CameraMeter:
+    analysed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    notify: list[float] = field(default_factory=list)
+
+
+def analyse_loop(name: str, camera: PacedCamera, pipeline: LobbyPipeline, *, period: float,
+                 min_size_s: dict[str, float], meter: CameraMeter, stop: threading.Event) -> None:
+    last_seq, due = -1, time.monotonic()
+    while not stop.is_set():
+        due = max(due + period, time.monotonic() - period)
+        latest = camera.latest
+        if latest is not None and latest.seq != last_seq:
+            last_seq = latest.seq
+            recognitions = pipeline.process(name, latest.frame, latest.captured)
+            now = time.monotonic()
+            meter.analysed += 1
+            meter.latencies.append(now - latest.captured)
+            for rec in recognitions:
+                if rec.customer_id in min_size_s:
+                    meter.notify.append(now - (latest.loop_start + min_size_s[rec.customer_id]))
+        time.sleep(max(0.0, due - time.monotonic()))
+
+
+def percentile_ms(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) * 1000, 1) if values else None
+
+
+def measured_min_size(truth: dict[str, Any], engine: FaceEngine, faces: Path,
+                      min_interocular_px: float) -> dict[str, float]:
+    """When each enrolled walker's face reaches the minimum size, from the
+    interocular distance measured on the very photo the video shows."""
+    spec = SynthSpec(**truth["spec"])
+    people = people_from_truth(truth)
+    out = {}
+    for person in people:
+        observations = engine.analyze(load_image(faces / person.video_photo), max_faces=1, embed=False)
+        if person.customer_id and observations:
+            ratio = observations[0].quality.interocular_px / truth["head_window_width"]
+            when = first_seen_at_size(person, people, spec, ratio, min_interocular_px)
+            if when is not None:
+                out[person.customer_id] = when
+    return out
+
+
+def run_capacity(video: Path, pipeline: LobbyPipeline, *, cameras: int, seconds: float,
+                 analyse_fps: float, min_size_s: dict[str, float] | None) -> dict[str, Any]:
+    min_size_s = min_size_s or {}
+    stop = threading.Event()
+    sources = [PacedCamera(video, stop) for _ in range(cameras)]
+    meters = [CameraMeter() for _ in range(cameras)]
+    workers = [threading.Thread(target=analyse_loop, daemon=True,
+                                args=(f"cam{i + 1}", sources[i], pipeline),
+                                kwargs={"period": 1.0 / analyse_fps, "min_size_s": min_size_s,
+                                        "meter": meters[i], "stop": stop}) for i in range(cameras)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for thread in sources + workers:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in sources + workers:
+        thread.join(timeout=5)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return capacity_report(video, meters, sources, wall=wall, cpu=cpu, analyse_fps=analyse_fps,
+                           with_truth=bool(min_size_s))
+
+
+def capacity_report(video: Path, meters: list[CameraMeter], sources: list[PacedCamera], *,
+                    wall: float, cpu: float, analyse_fps: float, with_truth: bool) -> dict[str, Any]:
+    fps = [round(m.analysed / wall, 2) for m in meters]
+    latencies = [x for m in meters for x in m.latencies]
+    report: dict[str, Any] = {
+        "bench": "pipeline-capacity", "date": datetime.now(UTC).strftime("%Y-%m-%d"), "video": video.name,
+        "cameras": len(meters), "seconds": round(wall, 2), "target_fps": analyse_fps,
+        "decoded_fps": [round(s.decoded / wall, 2) for s in sources], "analysed_fps": fps,
+        "sustained": min(fps) >= 0.9 * analyse_fps,
+        "frame_to_result_ms": {"p50": percentile_ms(latencies, 50), "p95": percentile_ms(latencies, 95)},
+        "cpu_cores_busy": round(cpu / wall, 2),
+    }
+    if with_truth:
+        notify = [x for m in meters for x in m.notify]
+        report["time_to_recognition_ms"] = {"count": len(notify), "p50": percentile_ms(notify, 50),
+                                            "p95": percentile_ms(notify, 95)}
+    return report
+
+
+# -- command -----------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("pipeline", help="lobby pipeline vs the plain insightface loop; capacity")
+    parser.add_argument("--video", type=Path, required=True, help="video file (e.g. the opera walk)")
+    parser.add_argument("--gallery", type=Path, help="store database whose templates form the gallery")
+    parser.add_argument("--key-file", type=Path, help="store key file (else config / BRANCH_EDGE_KEY)")
+    parser.add_argument("--truth", type=Path, help="ground truth of `synth lobby`: enrol its customers, "
+                        "report recall and time to recognition")
+    parser.add_argument("--faces", type=Path,
+                        help="faces folder of the truth's photos (default: as recorded)")
+    parser.add_argument("--distractors", type=bounded_int(0, 100_000), default=50,
+                        help="also enrol the first photo of this many other identities of --faces "
+                             "(default 50; faces from the truth or $BRANCH_EDGE_DATA/faces)")
+    parser.add_argument("--max-frames", type=bounded_int(1, 1_000_000), default=100_000)
+    parser.add_argument("--cameras", type=bounded_int(0, 64), default=0,
+                        help="capacity mode: this many paced copies of the video (default 0: comparison)")
+    parser.add_argument("--seconds", type=bounded_float(1.0, 3600.0), default=20.0,
+                        help="capacity mode: how long to run (default 20)")
+    parser.add_argument("--analyse-fps", type=bounded_float(0.5, 60.0), default=10.0,
+                        help="capacity mode: analysed frames per second per camera (default 10)")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--models", type=Path)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run_command)
+
+
+def load_truth(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        truth = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BenchError(f"cannot read ground truth {path}: {err}") from err
+    if not isinstance(truth, dict) or not isinstance(truth.get("people"), list):
+        raise BenchError(f"{path}: not a `synth lobby` ground truth (no people list)")
+    return truth
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if not args.video.is_file():
+        raise BenchError(f"video {args.video} does not exist")
+    cfg = load_config(args.config)
+    truth = load_truth(args.truth)
+    engine = FaceEngine.from_config(cfg, args.models)
+    gallery = build_gallery(engine, cfg, args, truth)
+    if args.cameras:
+        min_size = measured_min_size(truth, engine, args.faces or Path(truth["faces_dir"]),
+                                     cfg.quality.min_interocular_px) if truth else None
+        report = run_capacity(args.video, LobbyPipeline(engine, gallery, cfg), cameras=args.cameras,
+                              seconds=args.seconds, analyse_fps=args.analyse_fps, min_size_s=min_size)
+        report["intra_op_threads"] = cfg.runtime.intra_op_threads
+    else:
+        app = insightface_app(engine, cfg, args.models)
+        meters, frames, fps, stats = compare(args.video, engine, app, gallery, cfg,
+                                             max_frames=args.max_frames)
+        report = comparison_report(args.video, meters, frames=frames, fps=fps, stats=stats, gallery=gallery,
+                                   truth=truth)
+    print(json.dumps(report, indent=None if args.json else 2))
+    return 0

@@ -1,0 +1,65 @@
+"""bench pipeline: a small run of the comparison and of the capacity mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.cli import main
+from edge.tools.synth import SynthSpec, generate_lobby
+
+
+@pytest.fixture(scope="module")
+def short_lobby(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("bench")
+    generate_lobby(data_dir / "faces", out / "v.mp4", out / "t.json", enrolled=2, strangers=1,
+                   spec=SynthSpec(seconds=6.0, fps=8.0, walk_s=4.0), seed=5)
+    return out
+
+
+def run_json(capsys, args: list[str]) -> dict:
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_comparison_reports_both_sides_in_one_run(short_lobby, models_dir, capsys):
+    report = run_json(capsys, ["bench", "pipeline", "--models", str(models_dir),
+                               "--video", str(short_lobby / "v.mp4"), "--truth",
+                               str(short_lobby / "t.json"), "--max-frames", "30", "--json"])
+    assert report["frames"] == 30
+    assert report["gallery_templates"] > 0
+    for side in ("ours", "baseline"):
+        for key in ("fps_end_to_end", "fps_excluding_decode", "cpu_s_per_video_s", "recognitions_per_frame",
+                    "recall", "false_identities"):
+            assert key in report[side]
+        assert report[side]["fps_excluding_decode"] > report[side]["fps_end_to_end"] > 0
+    assert set(report["ratio"]) == {"end_to_end", "excluding_decode", "cpu"}
+    # The plain loop embeds every face of every frame; ours only undecided tracks.
+    stats = report["ours"]["pipeline_stats"]
+    assert stats["embeds"] < stats["faces"]
+    assert report["ratio"]["excluding_decode"] > 1.0
+    assert set(report["targets"]) == {"end_to_end_2x", "excluding_decode_3x", "recall_not_lower"}
+
+
+def test_capacity_mode_reports_fps_per_camera_and_time_to_recognition(short_lobby, models_dir, capsys):
+    report = run_json(capsys, ["bench", "pipeline", "--models", str(models_dir),
+                               "--video", str(short_lobby / "v.mp4"), "--truth",
+                               str(short_lobby / "t.json"), "--cameras", "2", "--seconds", "3",
+                               "--analyse-fps", "5", "--json"])
+    assert report["cameras"] == 2
+    assert len(report["analysed_fps"]) == 2
+    assert all(0 < fps <= 5.5 for fps in report["analysed_fps"])
+    assert all(fps > 0 for fps in report["decoded_fps"])
+    assert report["frame_to_result_ms"]["p50"] > 0
+    assert "time_to_recognition_ms" in report
+
+
+def test_missing_video_and_bad_truth_exit_2(tmp_path, capsys):
+    assert main(["bench", "pipeline", "--video", str(tmp_path / "none.mp4"), "--json"]) == 2
+    truth = tmp_path / "t.json"
+    truth.write_text("[1, 2]")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"not a video")
+    assert main(["bench", "pipeline", "--video", str(video), "--truth", str(truth), "--json"]) == 2
+    assert "ground truth" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""Install-level promises: one OpenCV wheel, one paho importer, a true README."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.metadata import distributions
+from pathlib import Path
+
+from edge.cli import COMMANDS, build_parser
+from edge.config import EdgeConfig
+
+REPO = Path(__file__).resolve().parents[2]
+OPENCV_WHEELS = {"opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                 "opencv-contrib-python-headless"}
+
+
+def test_exactly_one_opencv_wheel_is_installed():
+    installed = {d.metadata["Name"].lower() for d in distributions()} & OPENCV_WHEELS
+    assert installed == {"opencv-python-headless"}
+
+
+def test_paho_is_imported_in_exactly_one_module():
+    importers = [
+        p.relative_to(REPO).as_posix()
+        for folder in ("edge", "mqtt", "ui", "models", "scripts")
+        for p in (REPO / folder).rglob("*.py")
+        if re.search(r"^\s*(import paho|from paho)", p.read_text(encoding="utf-8"), re.M)
+    ]
+    assert len(importers) == 1, importers
+
+
+def test_every_command_is_registered_and_documented():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    # Module edge/commands/evaluate_recommender.py is the command `evaluate-recommender`.
+    names = {name.replace("_", "-") for name in COMMANDS}
+    assert set(sub.choices) == names
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in sorted(names):
+        assert f"branch-edge {name}" in readme, f"README has no section for branch-edge {name}"
+
+
+def test_readme_config_example_is_valid():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(branch_id.*?)```", readme, re.S)
+    assert example, "README has a full ```toml config example starting with branch_id"
+    EdgeConfig.model_validate(tomllib.loads(example.group(1)))

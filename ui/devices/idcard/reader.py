@@ -1,0 +1,143 @@
+"""High-level reading: one card (``read_card``) or a polling reader for the UI (``IdReader``)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ui.devices.idcard.card import CardReadError, IdCard, card_from_blocks
+from ui.devices.idcard.photo import PhotoDecoder
+from ui.devices.idcard.protocol import ReaderSession, Timeouts
+from ui.devices.idcard.transport import HidTransport, SerialTransport, Transport
+
+log = logging.getLogger(__name__)
+
+
+def open_transport(port: str | int, hid: bool = False, baudrate: int = 115200) -> Transport:
+    """A serial port / pty path, or with ``hid`` a hidraw path or packet fd."""
+    if hid:
+        return HidTransport(port)
+    return SerialTransport(str(port), baudrate)
+
+
+def decode_photo(card: IdCard, decoder: PhotoDecoder | None) -> IdCard:
+    """The card with ``photo_jpeg`` filled in, or ``photo_error`` saying why not."""
+    if decoder is None:
+        return card.with_photo(None, "no photo decoder configured")
+    try:
+        return card.with_photo(decoder.decode(card.photo_wlt))
+    except CardReadError as exc:
+        return card.with_photo(None, str(exc))
+
+
+def read_card(port: str | int, timeout: float = 5.0, decoder: PhotoDecoder | None = None, *,
+              hid: bool = False, fingerprint: bool = False, appended_address: bool = False) -> IdCard:
+    """Wait up to ``timeout`` s for a card on the reader at ``port`` and read it."""
+    transport = open_transport(port, hid)
+    try:
+        session = ReaderSession(transport)
+        card = session.read_card(wait=timeout, fingerprint=fingerprint)
+        if appended_address:
+            card = replace(card, appended_address=session.read_appended_address())
+    finally:
+        transport.close()
+    return decode_photo(card, decoder)
+
+
+@dataclass(frozen=True)
+class ReaderEvent:
+    """What the polling reader saw: ``kind`` is 'card', 'error' or 'status'."""
+
+    kind: str
+    status: str
+    card: IdCard | None = None
+    error: CardReadError | None = None
+
+
+class IdReader:
+    """Polls a reader in a worker thread; the UI calls :meth:`poll` from its timer.
+
+    ``status`` is one of ``connecting``, ``waiting`` (no card), ``reading``,
+    ``remove_card`` (card read, lift it before the next), ``error`` and
+    ``stopped``.  A card is reported once: the same card is not reported again
+    until the reader has seen the field empty (the "card must leave" rule,
+    enforced here too for readers that do not enforce it themselves).
+    """
+
+    def __init__(self, transport_factory: Callable[[], Transport], decoder: PhotoDecoder | None = None,
+                 timeouts: Timeouts | None = None) -> None:
+        self._factory, self._decoder = transport_factory, decoder
+        self._timeouts = timeouts or Timeouts()
+        self._events: queue.Queue[ReaderEvent] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.status = "stopped"
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="idcard-reader", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.status = "stopped"
+
+    def poll(self) -> ReaderEvent | None:
+        """The next event, or None; never blocks."""
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _set(self, status: str, card: IdCard | None = None, error: CardReadError | None = None) -> None:
+        kind = "card" if card is not None else "error" if error is not None else "status"
+        if kind == "status" and status == self.status:
+            return
+        self.status = status
+        self._events.put(ReaderEvent(kind, status, card, error))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._set("connecting")
+            try:
+                transport = self._factory()
+            except CardReadError as exc:
+                self._set("error", error=exc)
+                self._stop.wait(1.0)
+                continue
+            try:
+                self._poll_loop(ReaderSession(transport, self._timeouts))
+            except CardReadError as exc:
+                self._set("error", error=exc)
+                self._stop.wait(self._timeouts.poll_interval)
+            finally:
+                transport.close()
+
+    def _poll_loop(self, session: ReaderSession) -> None:
+        field_empty_seen = True
+        while not self._stop.is_set():
+            if not session.find():
+                field_empty_seen = True
+                self._set("remove_card" if session.awaiting_removal else "waiting")
+            elif field_empty_seen:
+                self._set("reading")
+                session.awaiting_removal = False
+                session.select()
+                text_card = _read_after_select(session)
+                field_empty_seen = False
+                session.awaiting_removal = True
+                self._set("remove_card", card=decode_photo(text_card, self._decoder))
+                continue
+            self._stop.wait(self._timeouts.poll_interval)
+
+
+def _read_after_select(session: ReaderSession) -> IdCard:
+    text, photo, fp = session.read_blocks()
+    return card_from_blocks(text, photo, fp)
