@@ -4,13 +4,27 @@ per test session (loading the ONNX models takes about a second)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from edge.config import EdgeConfig
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests run the same examples on every machine and never fail on timing:
+# CI runs on a busy 2-core machine, where generation is slow and a deadline is noise.
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("BRANCH_EDGE_HYPOTHESIS", "ci"))
 
 # Real-Mosquitto fixtures (mosquitto_broker, provisioned_branch) for every test module.
 pytest_plugins = ("tests.mqtt_fixtures",)
@@ -35,10 +49,13 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Digest pins and other state must not leak into the developer's home.
-    os.environ["BRANCH_EDGE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
-    os.environ.pop("BRANCH_EDGE_CONFIG", None)
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Digest pins and other state must not leak into the developer's home;
+    # the environment is given back as it was when the session ends.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BRANCH_EDGE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        patch.delenv("BRANCH_EDGE_CONFIG", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

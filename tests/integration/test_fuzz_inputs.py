@@ -260,7 +260,8 @@ def test_random_bytes_decode_to_an_image_error(data: bytes) -> None:
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_real_jpeg_decodes_or_is_an_image_error(real_jpeg: bytes, data: st.DataObject) -> None:
     """A real face JPEG with random bytes overwritten, a cut, or a spliced block: an

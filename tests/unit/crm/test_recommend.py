@@ -86,7 +86,8 @@ products = st.lists(st.builds(
 ), min_size=1, max_size=25, unique_by=lambda p: p.product_id)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(catalogue=products, who=st.integers(0, 169), level=st.sampled_from(CUSTOMER_LEVELS),
        expiry=st.none() | st.integers(-60, 400), balance=st.floats(0, 4e6),
        maturing=st.lists(st.tuples(st.integers(-5, 60), st.floats(0, 2e6)), max_size=3),
