@@ -14,7 +14,8 @@ from typing import Any
 from edge.config import EdgeConfig, load_config
 from edge.core.auth_policy import Policies
 from edge.core.idcard_rules import normalize_id_number
-from edge.counter.service import AuthError, AuthService, auth_client_parts, load_policies
+from edge.counter.policies import AuthError, load_policies
+from edge.counter.service import AuthService, auth_client_parts
 from edge.store.database import open_configured
 from mqtt.client import BranchClient, Identity
 

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.core.errors import ConfigError
-    from edge.counter.service import AuthService, load_policies
+    from edge.counter.policies import load_policies
+    from edge.counter.service import AuthService
     from edge.crm.portrait import PortraitBuilder
     from edge.lobby.daemon import EdgeDaemon, package_version
     from edge.lobby.inbound import edge_inbound

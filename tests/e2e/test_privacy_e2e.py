@@ -34,7 +34,8 @@ import pytest
 
 from edge import cli
 from edge.core.idcard_rules import add_years, age_on, expected_years, mod11_2_check_char
-from edge.counter.service import AuthService, load_policies
+from edge.counter.policies import load_policies
+from edge.counter.service import AuthService
 from edge.crm.portrait import PortraitBuilder
 from edge.crm.records import CrmStore
 from edge.enrol.enrolment import enrol_folder

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from edge.core.idcard_rules import mod11_2_check_char
-from edge.counter.service import AuthService, auth_subscriptions, load_policies
+from edge.counter.policies import load_policies
+from edge.counter.service import AuthService, auth_subscriptions
 from edge.store.crypto import KeyRing
 from edge.store.database import Store
 from edge.vision.card_photo import degrade_card, jpeg_bytes

@@ -254,7 +254,7 @@ def test_the_daemon_gets_a_receiver_and_the_auth_topics_only_when_enabled():
 
 
 def test_start_refuses_a_store_connection_it_cannot_use(provisioned_branch, tmp_path, engine, db, keys):
-    from edge.counter.service import AuthError
+    from edge.counter.policies import AuthError
 
     client = make_client(provisioned_branch, "edge-1", tmp_path / "edge")
     with Store.open(db, keys, create=False) as store:
@@ -268,7 +268,7 @@ def test_live_frames_from_the_edges_counter_camera(bus, photos, db, keys):
     """live_source = counter_camera: the edge verifies against its own camera's frames."""
     import dataclasses
 
-    from edge.counter.service import decode_jpeg
+    from edge.counter.verifier import decode_jpeg
 
     frames = [decode_jpeg(b64) for b64 in photos["live"]]
     edge = bus(counter_frames=lambda: list(frames))

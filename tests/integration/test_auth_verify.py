@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from edge.core.auth_policy import decide
-from edge.counter.service import Verifier, load_policies
+from edge.counter.policies import load_policies
+from edge.counter.verifier import Verifier
 from edge.store.crypto import KeyRing
 from edge.store.database import Store
 from edge.tools.evaluate import Options, evaluate_faces

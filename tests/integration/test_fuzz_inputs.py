@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from edge.config import load_config
 from edge.core.errors import ConfigError, ImageError
-from edge.counter.service import AuthError, load_policies
+from edge.counter.policies import AuthError, load_policies
 from edge.crm.importer import REQUIRED, import_file
 from edge.crm.records import KINDS, CrmError, CrmStore
 from edge.vision.imageio import decode_image, encode_jpeg

@@ -19,7 +19,7 @@ from edge.core.auth_policy import (
     policies_from_dict,
     reason_text,
 )
-from edge.counter.service import DEFAULT_POLICIES, AuthError, load_policies
+from edge.counter.policies import DEFAULT_POLICIES, AuthError, load_policies
 
 POLICY = ScenarioPolicy(name="t", title_zh="测试", title_en="test", match_threshold=0.40,
                         escalate_threshold=0.30, liveness_threshold=0.5, min_live_frames=2)

@@ -1,0 +1,147 @@
+"""Measuring a teller's request: card rules, liveness, face quality, card photo vs live face."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.core import idcard_rules as rules
+from edge.core.auth_policy import (
+    Evidence,
+    Holder,
+    ScenarioPolicy,
+)
+from edge.store.database import Store
+from edge.vision.engine import FaceEngine
+from edge.vision.types import FaceObservation
+from mqtt.messages import (
+    AuthRequest,
+    CardFields,
+)
+
+CARD_TYPE_FLAGS = {
+    "resident": rules.RESIDENT, "gat_permit": rules.GAT_PERMIT,
+    "foreigner_2017": rules.FOREIGN_2017, "foreigner_2023": rules.FOREIGN_2023,
+}
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+class BadImageError(ValueError):
+    """A base64 JPEG in a request that does not decode."""
+
+
+def decode_jpeg(b64: str) -> np.ndarray:
+    try:
+        data = np.frombuffer(base64.b64decode(b64, validate=True), np.uint8)
+    except (binascii.Error, ValueError) as err:
+        raise BadImageError("not base64") from err
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise BadImageError("not a decodable image")
+    return image
+
+
+def card_facts(card: CardFields) -> rules.CardFacts:
+    """The request's card fields in the shape the card rules read."""
+    number = card.id_number.strip()
+    gender = card.gender or ("1" if number[16:17].isdigit() and int(number[16]) % 2 else "2")
+    return rules.CardFacts(
+        card_type=CARD_TYPE_FLAGS.get(card.card_type, card.card_type),
+        name=card.name,
+        gender=gender,
+        birth=card.birth_date.strftime("%Y%m%d") if card.birth_date else "",
+        id_number=number,
+        valid_from=card.valid_from.strftime("%Y%m%d") if card.valid_from else "",
+        valid_to=card.valid_until.strftime("%Y%m%d") if card.valid_until else rules.LONG_TERM,
+        nation_code=card.nation_code,
+    )
+
+
+def card_problem_codes(card: CardFields, today: dt.date) -> tuple[str, ...]:
+    problems = rules.validate_facts(card_facts(card), today)
+    return tuple(p.code for p in problems if p.severity == "error")
+
+
+@dataclass(frozen=True)
+class LiveMeasure:
+    faces_found: int
+    usable: list[FaceObservation]
+    liveness: list[float]
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        if not self.usable:
+            return None
+        mean = np.mean([o.embedding for o in self.usable if o.embedding is not None], axis=0)
+        return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12))
+
+
+class Verifier:
+    """Turns one request into :class:`Evidence` with the face engine and the store."""
+
+    def __init__(self, engine: FaceEngine, store: Store,
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.counter_frames = counter_frames
+
+    def live_images(self, request: AuthRequest) -> list[np.ndarray]:
+        """The live frames: from the teller terminal, or from the edge's counter camera
+        (none when the request asks for a counter camera this edge does not have)."""
+        if request.live_source == "counter_camera":
+            return self.counter_frames() if self.counter_frames is not None else []
+        return [decode_jpeg(b64) for b64 in request.live_jpeg_b64]
+
+    def holder(self, request: AuthRequest) -> Holder:
+        number = rules.normalize_id_number(request.card.id_number)
+        found = self.store.holder_id_matches(request.account_holder_id, number)
+        return "unknown" if found is None else ("match" if found else "mismatch")
+
+    def live(self, request: AuthRequest, images: list[np.ndarray]) -> LiveMeasure:
+        found, usable, scores = 0, [], []
+        for image in images:
+            observations = self.engine.analyze(image, max_faces=1)
+            if not observations:
+                continue
+            found += 1
+            obs = observations[0]
+            if obs.quality.failures(self.engine.cfg.quality):
+                continue
+            usable.append(obs)
+            if self.engine.has_liveness:
+                scores.append(self.engine.liveness(image, obs.face))
+        return LiveMeasure(found, usable, scores)
+
+    def card_embedding(self, request: AuthRequest) -> np.ndarray | None:
+        if request.card_photo_jpeg_b64 is None:
+            return None
+        observations = self.engine.analyze(decode_jpeg(request.card_photo_jpeg_b64), max_faces=1)
+        return observations[0].embedding if observations else None
+
+    def evidence(self, request: AuthRequest, policy: ScenarioPolicy) -> Evidence:
+        images = self.live_images(request)
+        live = self.live(request, images)
+        card = self.card_embedding(request)
+        probe = live.embedding
+        score = float(card @ probe) if card is not None and probe is not None else None
+        return Evidence(
+            card_problems=card_problem_codes(request.card, dt.date.today()),
+            holder=self.holder(request),
+            live_supplied=len(images),
+            counter_camera_missing=request.live_source == "counter_camera" and not images,
+            live_frames=len(live.usable),
+            live_scores=tuple(live.liveness),
+            live_quality_ok=bool(live.usable) or live.faces_found == 0,
+            live_face_found=live.faces_found > 0,
+            card_face_found=card is not None,
+            match_score=score,
+            amount=request.amount,
+        )
