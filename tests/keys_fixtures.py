@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.store.base import utc_now
 from edge.store.crypto import generate_key_file, read_key_file
-from edge.store.database import Store, utc_now
+from edge.store.database import Store
 
 ACTOR = "test-officer"
 PACK = "default"

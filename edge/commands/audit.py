@@ -10,7 +10,7 @@ from typing import Any
 
 from edge.config import load_config
 from edge.core.errors import StoreError
-from edge.store.database import audit_chain_break
+from edge.store.audit import audit_chain_break
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -16,7 +16,8 @@ from pathlib import Path
 from edge.config import load_config
 from edge.core.errors import StoreError
 from edge.enrol.enrolment import REASONS, EnrolReport, enrol_folder
-from edge.store.database import open_configured, parse_time
+from edge.store.base import parse_time
+from edge.store.database import open_configured
 from edge.vision.engine import FaceEngine
 
 

@@ -33,7 +33,8 @@ from tqdm import tqdm
 from edge.config import EdgeConfig
 from edge.core.errors import EngineError, ImageError, StoreError
 from edge.enrol.sources import CustomerItem, PhotoItem, customers_from_csv, customers_from_folders
-from edge.store.database import Store, check_customer_id
+from edge.store.customers import check_customer_id
+from edge.store.database import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import decode_image
 from edge.vision.types import FaceObservation

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.core.errors import BranchEdgeError, StoreError
-from edge.store.database import parse_time, utc_now
+from edge.store.base import parse_time, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from edge.store.database import Customer
+from edge.store.customers import Customer
 from mqtt.messages import MAX_IMAGE_B64, Arrival, CustomerCard, Portrait
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.core.errors import StoreError
+from edge.store.audit import audit_chain_break
 from edge.store.crypto import KeyRing, blob_key_id_of
-from edge.store.database import Store, audit_chain_break
+from edge.store.database import Store
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge.config import RetentionConfig
-from edge.store.database import AUDIT_CHECKPOINT_KEY, Store, iso
+from edge.store.audit import AUDIT_CHECKPOINT_KEY
+from edge.store.base import iso
+from edge.store.database import Store
 from mqtt.codec import DecodeError, decode
 from mqtt.messages import Arrival, Message, utc_now
 from mqtt.outbox import Outbox, Pending

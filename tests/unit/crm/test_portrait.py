@@ -17,7 +17,7 @@ from edge.crm.outcomes import record_outcome
 from edge.crm.portrait import PortraitBuilder
 from edge.crm.records import CrmStore
 from edge.lobby.arrivals import Sighting, build_arrival
-from edge.store.database import Customer
+from edge.store.customers import Customer
 from edge.vision.imageio import load_image
 from mqtt import codec
 from mqtt.messages import Arrival, Outcome
@@ -211,7 +211,7 @@ def test_empty_crm_gives_no_portrait_and_arrivals_still_build(tmp_path):
     from edge.crm.portrait import PortraitBuilder
     from edge.crm.records import CrmStore
     from edge.lobby.arrivals import Sighting, build_arrival
-    from edge.store.database import Customer
+    from edge.store.customers import Customer
 
     builder = PortraitBuilder(CrmStore.open(tmp_path / "crm.db"), EdgeConfig().crm)
     try:

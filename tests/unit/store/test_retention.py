@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from edge import cli
 from edge.config import RetentionConfig, StoreConfig
 from edge.lobby.arrivals import Sighting, build_arrival
+from edge.store.audit import AUDIT_CHECKPOINT_KEY
 from edge.store.crypto import generate_key_file
-from edge.store.database import AUDIT_CHECKPOINT_KEY, Customer, Store, open_configured
+from edge.store.customers import Customer
+from edge.store.database import Store, open_configured
 from edge.store.retention import RetentionJob, forget_customer, prune_audit
 from mqtt.codec import encode
 from mqtt.messages import Outcome, utc_now

@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.core.errors import StoreError
+from edge.store.base import parse_time, utc_now
 from edge.store.crypto import KEY_BYTES, KeyRing
-from edge.store.database import MIGRATIONS, Store, parse_time, utc_now
+from edge.store.database import MIGRATIONS, Store
 
 ACTOR = "test"
 NAME = "Zhang Wei-Test"
