@@ -117,9 +117,9 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, content: str | None, 
 def test_demo_pad_process_on_the_embedded_broker(tmp_path: Path) -> None:
     """The demo's path: embedded broker (no TLS), a PAD process saving one card per arrival."""
     from edge.tools.demo.bus import demo_broker
+    from edge.tools.demo.pad import PadProcess
     from mqtt.client import BranchClient, Identity
     from mqtt.config import MqttConfig
-    from ui.demo import PadProcess
 
     base = MqttConfig(device_id="edge", outbox_path=tmp_path / "edge-outbox.db",
                       seen_ids_path=tmp_path / "edge-seen.db")

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge.config import CameraConfig, EdgeConfig
 from edge.crm.portrait import PortraitBuilder
 from edge.lobby.daemon import EdgeDaemon
 from edge.store.database import Store
 from edge.tools.demo.bus import demo_broker
+from edge.tools.demo.pad import PadProcess
 from edge.tools.synth import SynthSpec, generate_lobby
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient, Identity
@@ -32,9 +33,6 @@ from mqtt.dedup import SeenIds
 from mqtt.messages import Arrival, utc_now
 from mqtt.receiver import Receiver
 from mqtt.topics import BranchTopics
-
-if TYPE_CHECKING:
-    from ui.demo import PadProcess
 
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_S = 10.0
@@ -169,8 +167,6 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
 
 def start_pad_app(bus: MqttConfig, branch_id: str, state: Path, cards: Path, count: int) -> PadProcess | None:
     """The real PAD app beside the console PAD; None (with a note) if it cannot start."""
-    from ui.demo import PadProcess  # noqa: PLC0415  (edge depends on ui only in the demo)
-
     app = PadProcess.start(bus, branch_id, state / "pad-app", cards, count=count)
     if app.wait_connected(CONNECT_TIMEOUT_S * 3):
         return app

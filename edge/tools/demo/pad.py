@@ -1,5 +1,8 @@
 """The PAD in the demo: a ``branch-pad`` process that saves the card of every arrival.
 
+The edge starts the PAD app as a separate process (``python -m ui.cli``) and never
+imports ui: the two programs share only the MQTT contract.
+
 ``make demo`` (edge/tools/demo/branch.py) uses it like this::
 
     with demo_broker(cfg.mqtt) as bus:
