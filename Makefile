@@ -25,6 +25,7 @@ test: $(VENV)/.installed
 	scripts/ensure-system-deps.sh $(SYSTEM_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 demo: $(VENV)/.installed
@@ -33,6 +34,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
