@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from edge.errors import USER_ERRORS
 
@@ -43,8 +44,18 @@ COMMANDS = (
 )
 
 
+def package_version() -> str:
+    """The installed package's version (``0+unknown`` when run from an uninstalled tree)."""
+    try:
+        return metadata.version("branch-edge")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="branch-edge", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"branch-edge {package_version()}",
+                        help="print the version and exit")
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

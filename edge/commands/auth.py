@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.set_defaults(func=run_policies)
     holder = actions.add_parser("set-holder-id", help="record a customer's ID number (read from stdin)")
     common(holder)
-    holder.add_argument("customer_id")
+    holder.add_argument("customer_id", help="the customer whose ID number is recorded")
     holder.add_argument("--json", action="store_true", help="print JSON")
     holder.set_defaults(func=run_set_holder)
 

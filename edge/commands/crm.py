@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_db_arguments(demo)
     demo.set_defaults(func=run_demo)
     show = actions.add_parser("show", help="print a customer's portrait, recommendations, talking points")
-    show.add_argument("customer_id")
-    show.add_argument("--today", type=parse_day, help="default today")
+    show.add_argument("customer_id", help="the customer's CRM id")
+    show.add_argument("--today", type=parse_day, help="portrait as of this day (YYYY-MM-DD; default today)")
     add_db_arguments(show)
     show.set_defaults(func=run_show)
 

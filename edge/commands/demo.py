@@ -10,8 +10,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("demo", help="enrol a fictional demo branch and identify probe photos")
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder")
     parser.add_argument("--faces", type=Path, help="labelled photos (default: $BRANCH_EDGE_DATA/faces)")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--models", type=Path)
+    parser.add_argument("--config", type=Path,
+                        help="edge TOML config (default: $BRANCH_EDGE_CONFIG, else built-in)")
+    parser.add_argument("--models", type=Path,
+                        help="folder with the ONNX files (default: models.dir / $BRANCH_EDGE_MODELS)")
     parser.set_defaults(func=run)
 
 

@@ -21,9 +21,11 @@ PERCENTILES = (1, 5, 50, 95, 99)
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("quality", help="quality-measure percentiles over a photo folder")
     parser.add_argument("--faces", type=Path, required=True, help="folder of <identity>/<images>")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--models", type=Path)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", type=Path,
+                        help="edge TOML config (default: $BRANCH_EDGE_CONFIG, else built-in)")
+    parser.add_argument("--models", type=Path,
+                        help="folder with the ONNX files (default: models.dir / $BRANCH_EDGE_MODELS)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--faces", type=Path, help="labelled photos (default: $BRANCH_EDGE_DATA/faces)")
     parser.add_argument("--video", type=Path, help="opera walk video (default: $BRANCH_EDGE_DATA/video/...)")
     parser.add_argument("--models", type=Path, help="model folder (default: $BRANCH_EDGE_MODELS)")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
 

@@ -27,14 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     who.add_argument("--customers", type=Path, help="customers CSV (customer_id,photo): who is enrolled")
     who.add_argument("--enrolled", type=bounded_int(0, 50), default=3,
                      help="pick this many enrolled customers (default 3)")
-    lobby.add_argument("--strangers", type=bounded_int(0, 50), default=2, help="default 2")
+    lobby.add_argument("--strangers", type=bounded_int(0, 50), default=2,
+                       help="strangers walking in (default 2)")
     lobby.add_argument("--customers-out", type=Path, help="write the enrolled people as a customers CSV")
-    lobby.add_argument("--seconds", type=bounded_float(2.0, 600.0), default=16.0, help="default 16")
-    lobby.add_argument("--fps", type=bounded_float(1.0, 60.0), default=12.0, help="default 12")
+    lobby.add_argument("--seconds", type=bounded_float(2.0, 600.0), default=16.0,
+                       help="video length in seconds (default 16)")
+    lobby.add_argument("--fps", type=bounded_float(1.0, 60.0), default=12.0,
+                       help="frames per second (default 12)")
     lobby.add_argument("--size", default="960x540", help="WxH (default 960x540)")
     lobby.add_argument("--background", type=Path, default=default_background(),
                        help="video whose first frame (blurred) is the lobby; default the opera walk")
-    lobby.add_argument("--seed", type=int, default=7)
+    lobby.add_argument("--seed", type=int, default=7,
+                       help="seed of who walks in, when and where (default 7)")
     lobby.add_argument("--json", action="store_true", help="print the ground truth as JSON")
     lobby.set_defaults(func=run)
 

@@ -261,7 +261,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--size", type=bounded_int(100, 5_000_000), default=1_000_000,
                         help="templates in the gallery (default 1000000)")
     parser.add_argument("--dim", type=bounded_int(8, 2048), default=128, help="embedding size (default 128)")
-    parser.add_argument("--templates-per-customer", type=bounded_int(1, 50), default=5)
+    parser.add_argument("--templates-per-customer", type=bounded_int(1, 50), default=5,
+                        help="templates per synthetic customer (default 5)")
     parser.add_argument("--backends", type=backend_list, default=BACKENDS,
                         help="comma list among exact,int8,ivf (exact always runs: it is the baseline)")
     parser.add_argument("--queries", type=bounded_int(20, 100_000), default=300,
@@ -277,7 +278,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="ivf lists (0 = about 2 sqrt(size))")
     parser.add_argument("--nprobe", type=bounded_int(0, 1 << 20), default=0,
                         help="ivf lists probed (0 = nlist / 6)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the synthetic embeddings and queries (default 0)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run_command)
 

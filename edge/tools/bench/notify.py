@@ -36,9 +36,11 @@ def register(benches: argparse._SubParsersAction) -> None:  # type: ignore[type-
     parser.add_argument("--visitors", type=int, default=8, help="customers walking in (default 8)")
     parser.add_argument("--strangers", type=int, default=3, help="strangers walking in (default 3)")
     parser.add_argument("--seconds", type=float, default=40.0, help="video length (default 40)")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--models", type=Path)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", type=Path,
+                        help="edge TOML config (default: $BRANCH_EDGE_CONFIG, else built-in)")
+    parser.add_argument("--models", type=Path,
+                        help="folder with the ONNX files (default: models.dir / $BRANCH_EDGE_MODELS)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
 

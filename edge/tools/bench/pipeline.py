@@ -347,15 +347,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--distractors", type=bounded_int(0, 100_000), default=50,
                         help="also enrol the first photo of this many other identities of --faces "
                              "(default 50; faces from the truth or $BRANCH_EDGE_DATA/faces)")
-    parser.add_argument("--max-frames", type=bounded_int(1, 1_000_000), default=100_000)
+    parser.add_argument("--max-frames", type=bounded_int(1, 1_000_000), default=100_000,
+                        help="comparison mode: stop after this many frames (default 100000)")
     parser.add_argument("--cameras", type=bounded_int(0, 64), default=0,
                         help="capacity mode: this many paced copies of the video (default 0: comparison)")
     parser.add_argument("--seconds", type=bounded_float(1.0, 3600.0), default=20.0,
                         help="capacity mode: how long to run (default 20)")
     parser.add_argument("--analyse-fps", type=bounded_float(0.5, 60.0), default=10.0,
                         help="capacity mode: analysed frames per second per camera (default 10)")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--models", type=Path)
+    parser.add_argument("--config", type=Path,
+                        help="edge TOML config (default: $BRANCH_EDGE_CONFIG, else built-in)")
+    parser.add_argument("--models", type=Path,
+                        help="folder with the ONNX files (default: models.dir / $BRANCH_EDGE_MODELS)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run_command)
 
