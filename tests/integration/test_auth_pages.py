@@ -202,7 +202,8 @@ def test_counter_camera_option_asks_the_edge_for_its_own_frames(qtbot, counter, 
 
 
 def test_counter_devices_come_from_pad_toml_and_the_environment_overrides(tmp_path, monkeypatch):
-    from ui.pages.teller import FolderFrames, counter_devices
+    from ui.devices.camera import FolderFrames
+    from ui.pages.teller import counter_devices
     from ui.state.config import CounterConfig
 
     monkeypatch.delenv("BRANCH_PAD_IDCARD_PORT", raising=False)

@@ -40,6 +40,8 @@ register_texts({
     "auth.need_card": {"zh-CN": "请先读取证件", "en": "Read the card first"},
     "auth.need_customer": {"zh-CN": "请输入客户号", "en": "Enter the customer id"},
     "auth.bad_amount": {"zh-CN": "金额格式不正确", "en": "The amount is not a number"},
+    "auth.bad_frame": {"zh-CN": "采集的画面过大无法发送，请重新采集",
+                       "en": "A captured frame is too large to send; capture again"},
     "auth.waiting": {"zh-CN": "正在核验…", "en": "Verifying…"},
     "auth.verdict.approve": {"zh-CN": "通过", "en": "Approved"},
     "auth.verdict.reject": {"zh-CN": "拒绝", "en": "Rejected"},

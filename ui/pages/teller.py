@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -36,6 +35,7 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
+from ui.devices.camera import FrameSource, live_jpeg_b64, open_camera
 from ui.devices.idcard.card import IdCard
 from ui.devices.idcard.reader import IdReader, ReaderEvent
 from ui.pages.auth_words import reason_lines, scenarios, score_lines
@@ -44,61 +44,13 @@ from ui.state.config import CounterConfig
 from ui.state.i18n import Texts
 from ui.widgets.common import label, placeholder_pixmap
 
+log = logging.getLogger(__name__)
+
 READER_POLL_MS = 100
 PREVIEW_MS = 150
 LIVE_FRAMES = 3
-MAX_LIVE_JPEG = 70 * 1024  # stays under the message's 96 KB base64 limit
 REQUEST_TTL = timedelta(seconds=60)
 CARD_TYPE_NAMES = {" ": "resident", "J": "gat_permit", "I": "foreigner_2017", "Y": "foreigner_2023"}
-
-
-class FrameSource(Protocol):
-    def read(self) -> np.ndarray | None: ...
-
-    def close(self) -> None: ...
-
-
-class CameraFrames:
-    """The counter camera (OpenCV index)."""
-
-    def __init__(self, index: int) -> None:
-        self.capture = cv2.VideoCapture(index)
-
-    def read(self) -> np.ndarray | None:
-        ok, frame = self.capture.read()
-        return frame if ok else None
-
-    def close(self) -> None:
-        self.capture.release()
-
-
-class FolderFrames:
-    """Images from a folder, in turn: for demos and tests on machines without a camera."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.images = [img for p in paths if (img := cv2.imread(str(p))) is not None]
-        self.index = 0
-
-    def read(self) -> np.ndarray | None:
-        if not self.images:
-            return None
-        image = self.images[self.index % len(self.images)]
-        self.index += 1
-        return image
-
-    def close(self) -> None:
-        self.images = []
-
-
-def live_jpeg_b64(frame: np.ndarray) -> str:
-    """A live frame as base64 JPEG, at most 640 px wide and under the size limit."""
-    scale = min(1.0, 640 / max(frame.shape[:2]))
-    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
-    for quality in (85, 70, 55, 40):
-        ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if ok and data.size <= MAX_LIVE_JPEG:
-            break
-    return base64.b64encode(data.tobytes()).decode("ascii")
 
 
 def card_date(text: str) -> dt.date | None:
@@ -330,7 +282,11 @@ class TellerPage(QWidget):
         photo = self.card.photo_jpeg
         from_counter = self.consent.isChecked() and self.use_counter_camera.isChecked()
         own_frames = self.consent.isChecked() and not from_counter
-        live = [live_jpeg_b64(f) for f in self.captured] if own_frames else []
+        try:
+            live = [live_jpeg_b64(f) for f in self.captured] if own_frames else []
+        except ValueError:
+            log.warning("a captured frame does not fit in a request; capture again")
+            return "auth.bad_frame"
         return AuthRequest(
             branch_id=config.branch_id, expires_at=utc_now() + REQUEST_TTL, device_id=config.device_id,
             teller_id=config.effective_rm_id, transaction_id=new_id().replace("-", "")[:32],
@@ -379,12 +335,7 @@ def counter_devices(counter: CounterConfig) -> tuple[IdReader | None, FrameSourc
         factory: Callable[[], object] = lambda: open_transport(port)  # noqa: E731
         decoder = os.environ.get("BRANCH_PAD_WLT_DECODER") or counter.wlt_decoder
         reader = IdReader(factory, load_decoder(decoder))  # type: ignore[arg-type]
-    source = os.environ.get("BRANCH_PAD_CAMERA") or counter.camera or ""
-    camera: FrameSource | None = None
-    if source.isdigit():
-        camera = CameraFrames(int(source))
-    elif source and Path(source).is_dir():
-        camera = FolderFrames(sorted(p for p in Path(source).iterdir() if p.is_file()))
+    camera = open_camera(os.environ.get("BRANCH_PAD_CAMERA") or counter.camera or "")
     return reader, camera
 
 
