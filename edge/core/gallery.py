@@ -2,7 +2,8 @@
 
 Public API (everything else is an implementation detail)::
 
-    gallery = Gallery(dim=128, backend="exact")     # "exact" | "int8" | "ivf"
+    gallery = Gallery(dim=128)                       # exact float32 search
+    gallery = Gallery(dim=128, index=some_index)     # any TemplateIndex of that dimension
     gallery.add(["C001", "C001", "C002"], embeddings)   # one customer id per row
     gallery.remove("C001")                           # -> number of templates removed
     gallery.search(query, k=10)                      # -> [CustomerScore], best per customer
@@ -18,12 +19,15 @@ least ``threshold`` **and** it beats the best score of a *different* customer (t
 runner-up) by at least ``margin``; otherwise the person is unknown, with the reason
 ``below_threshold`` or ``ambiguous``.
 
-Backends: ``exact`` is a float32 numpy matrix (exact, the default for a branch);
-``int8`` scans int8 codes with a per-dimension scale (a quarter of the memory,
-score error bounded by ``Int8Quantiser.score_error_bound``); ``ivf`` is a faiss
-inverted-file index over 8-bit codes, for galleries of about a million templates
-built in one batch (approximate; its agreement with exact search is measured by
-``branch-edge bench gallery``).  The faiss backends live in ``edge.vision.faiss_index``.
+Backends (the ``TemplateIndex`` searched): ``exact`` is a float32 numpy matrix (exact,
+the default for a branch); ``int8`` scans int8 codes with a per-dimension scale (a
+quarter of the memory, score error bounded by ``Int8Quantiser.score_error_bound``);
+``ivf`` is a faiss inverted-file index over 8-bit codes, for galleries of about a
+million templates built in one batch (approximate; its agreement with exact search is
+measured by ``branch-edge bench gallery``).  The core holds only the exact one; the
+faiss backends live in ``edge.vision.faiss_index`` and are passed in by the caller
+that knows faiss: ``edge.vision.gallery_index.make_gallery(dim, backend)`` builds a
+gallery from the configuration's backend name.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-Backend = Literal["exact", "int8", "ivf"]
-BACKENDS: tuple[Backend, ...] = ("exact", "int8", "ivf")
 Reason = Literal["accepted", "below_threshold", "ambiguous", "empty_gallery"]
 
 F32 = NDArray[np.float32]
@@ -85,6 +87,12 @@ class Decision:
         if self.best is None or self.runner_up is None:
             return None
         return self.best.score - self.runner_up.score
+
+
+def check_dim(dim: int) -> int:
+    if not 1 <= dim <= 4096:
+        raise GalleryError(f"embedding dimension must be within [1, 4096], got {dim}")
+    return dim
 
 
 def check_rule(threshold: float, margin: float) -> None:
@@ -204,6 +212,9 @@ class Int8Quantiser:
 class TemplateIndex(Protocol):
     """What the gallery needs from a backend: templates keyed by int64 template id."""
 
+    @property
+    def dim(self) -> int: ...
+
     def add(self, ids: I64, vectors: F32) -> None: ...
 
     def remove(self, ids: I64) -> None: ...
@@ -228,6 +239,10 @@ class ExactIndex:
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def dim(self) -> int:
+        return int(self._vectors.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -270,25 +285,19 @@ class ExactIndex:
         return scores, ids
 
 
-def make_index(backend: Backend, dim: int, **options: float) -> TemplateIndex:
-    if backend == "exact":
-        return ExactIndex(dim)
-    # faiss is only needed by the compressed backends; core stays importable without it.
-    from edge.vision.faiss_index import make_faiss_index  # noqa: PLC0415
-
-    return make_faiss_index(backend, dim, **options)
-
-
 class Gallery:
-    """Templates of enrolled customers (several each) with open-set identification."""
+    """Templates of enrolled customers (several each) with open-set identification.
 
-    def __init__(self, dim: int, backend: Backend = "exact", **index_options: float) -> None:
-        if backend not in BACKENDS:
-            raise GalleryError(f"unknown gallery backend {backend!r} (one of {', '.join(BACKENDS)})")
-        if not 1 <= dim <= 4096:
-            raise GalleryError(f"embedding dimension must be within [1, 4096], got {dim}")
-        self.dim, self.backend = dim, backend
-        self._index = make_index(backend, dim, **index_options)
+    ``index`` is the template index to search (an empty one of dimension ``dim``);
+    without it the gallery searches exactly with an :class:`ExactIndex`.
+    """
+
+    def __init__(self, dim: int, index: TemplateIndex | None = None) -> None:
+        check_dim(dim)
+        if index is not None and (index.dim != dim or len(index)):
+            raise GalleryError(f"the index must be empty and of dimension {dim}")
+        self.dim = dim
+        self._index: TemplateIndex = index if index is not None else ExactIndex(dim)
         self._owner = np.zeros(0, np.int32)  # template id -> customer index, -1 once removed
         self._next_id = 0
         self._names: list[str] = []  # customer index -> id

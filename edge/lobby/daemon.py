@@ -37,6 +37,7 @@ from edge.lobby.prometheus import DaemonMetrics, MetricsServer
 from edge.lobby.status import RateMeter, device_status
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
+from edge.vision.gallery_index import make_gallery
 from mqtt.client import BranchClient
 from mqtt.messages import Arrival, DeviceStatus, utc_now
 
@@ -67,7 +68,7 @@ def package_version() -> str:
 
 def load_gallery(store: Store, engine: FaceEngine, cfg: EdgeConfig) -> Gallery:
     ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
-    gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
+    gallery = make_gallery(engine.embedding_size, cfg.gallery.backend)
     if ids:
         gallery.add(ids, embeddings)
     return gallery

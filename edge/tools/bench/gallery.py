@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from edge.commands.argtypes import bounded_float, bounded_int
-from edge.core.gallery import BACKENDS, Backend, Decision, Gallery, check_rule
+from edge.core.gallery import Decision, Gallery, check_rule
+from edge.vision.gallery_index import BACKENDS, Backend, make_gallery
 
 TARGET_P95_MS = 5.0
 TARGET_BYTES = 250_000_000  # 0.25 GB
@@ -167,7 +168,7 @@ def build(backend: Backend, data: BenchData, options: dict[str, float]) -> tuple
     gc.collect()
     rss_before = rss_bytes()
     start = time.perf_counter()
-    gallery = Gallery(data.templates.shape[1], backend, **options)
+    gallery = make_gallery(data.templates.shape[1], backend, **options)
     gallery.add(data.customer_ids, data.templates)
     return gallery, time.perf_counter() - start, rss_bytes() - rss_before
 

@@ -40,6 +40,7 @@ from edge.lobby.pipeline import LobbyPipeline
 from edge.store.database import open_configured
 from edge.tools.synth import SynthSpec, first_seen_at_size, people_from_truth
 from edge.vision.engine import FaceEngine
+from edge.vision.gallery_index import make_gallery
 from edge.vision.imageio import load_image
 from models.pack import resolve_models_dir
 
@@ -93,7 +94,7 @@ def insightface_app(engine: FaceEngine, cfg: EdgeConfig, models_dir: Path | None
 
 def build_gallery(engine: FaceEngine, cfg: EdgeConfig, args: argparse.Namespace,
                   truth: dict[str, Any] | None) -> Gallery:
-    gallery = Gallery(engine.embedding_size, cfg.gallery.backend)
+    gallery = make_gallery(engine.embedding_size, cfg.gallery.backend)
     if args.gallery is not None:
         with open_configured(cfg.store, args.gallery, args.key_file, create=False) as store:
             ids, vectors = store.load_templates(engine.pack_id, engine.embedding_size)

@@ -27,6 +27,7 @@ from edge.store.database import Store
 from edge.tools.demo.crm import load_demo_crm
 from edge.tools.demo.lobby import run_lobby_demo
 from edge.vision.engine import FaceEngine
+from edge.vision.gallery_index import make_gallery
 from edge.vision.imageio import IMAGE_SUFFIXES, load_image
 
 SURNAMES = [
@@ -274,7 +275,7 @@ def run_demo(
     with open_demo_store(out, cfg) as store:
         report = enrol_folder(store, engine, cfg, faces_dir, customers_csv=csv_path, actor="demo")
         ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
-        gallery = Gallery(engine.embedding_size, backend=cfg.gallery.backend)
+        gallery = make_gallery(engine.embedding_size, cfg.gallery.backend)
         gallery.add(ids, embeddings)
         results = identify_probes(engine, gallery, cfg, probes)
     summary = summarise(results, report, cfg.recognition.threshold, cfg.recognition.margin)

@@ -5,15 +5,20 @@ Plain arrays and Hypothesis properties; no timings (speed is the bench's job).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import typing
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from edge.config import GalleryConfig
 from edge.core.gallery import (
-    BACKENDS,
     CustomerScore,
+    ExactIndex,
     Gallery,
     GalleryError,
     Int8Quantiser,
@@ -23,6 +28,7 @@ from edge.core.gallery import (
 )
 from edge.tools.bench.gallery import DataSpec, make_data
 from edge.vision.faiss_index import Int8Index
+from edge.vision.gallery_index import BACKENDS, make_gallery
 
 DIM = 16
 
@@ -46,7 +52,7 @@ def small_gallery(backend: str, rng: np.random.Generator, customers: int = 40,
                   per: int = 3) -> tuple[Gallery, list[str], np.ndarray]:
     ids = [f"C{i:03d}" for i in range(customers) for _ in range(per)]
     vectors = unit(rng, len(ids))
-    gallery = Gallery(DIM, backend)  # type: ignore[arg-type]
+    gallery = make_gallery(DIM, backend)
     gallery.add(ids, vectors)
     return gallery, ids, vectors
 
@@ -167,7 +173,7 @@ def test_identify_batch_equals_single_queries() -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_gallery_knows_nobody(backend: str) -> None:
-    gallery = Gallery(DIM, backend)  # type: ignore[arg-type]
+    gallery = make_gallery(DIM, backend)
     assert gallery.search(np.ones(DIM)) == []
     assert gallery.identify(np.ones(DIM), 0.4, 0.05).reason == "empty_gallery"
     assert len(gallery) == 0 and gallery.customers == frozenset()
@@ -253,7 +259,7 @@ def test_int8_index_scores_are_the_decoded_codes() -> None:
 def test_int8_widens_its_scale_for_a_value_out_of_range() -> None:
     rng = np.random.default_rng(6)
     small = unit(rng, 20) * np.r_[np.full(DIM - 1, 1.0), 0.01].astype(np.float32)
-    gallery = Gallery(DIM, "int8")
+    gallery = make_gallery(DIM, "int8")
     gallery.add([f"S{i}" for i in range(20)], small)
     spike = np.zeros(DIM, np.float32)
     spike[-1] = 1.0  # far outside the last dimension's fitted range
@@ -266,7 +272,7 @@ def test_int8_widens_its_scale_for_a_value_out_of_range() -> None:
 
 def test_ivf_agrees_with_exact_on_a_seeded_face_like_set() -> None:
     data = make_data(DataSpec(size=6000, dim=64, per_customer=5, n_accuracy=300, n_latency=1, seed=1))
-    exact, ivf = Gallery(64, "exact"), Gallery(64, "ivf")
+    exact, ivf = make_gallery(64, "exact"), make_gallery(64, "ivf")
     for gallery in (exact, ivf):
         gallery.add(data.customer_ids, data.templates)
     assert ivf.index.nlist == 153 and ivf.index.nprobe == 26  # type: ignore[attr-defined]
@@ -296,6 +302,41 @@ def test_bad_input_is_rejected_and_loses_nothing(ids: list[str], vectors: np.nda
 
 def test_unknown_backend_and_bad_dimension_are_rejected() -> None:
     with pytest.raises(GalleryError, match="backend"):
-        Gallery(DIM, "hnsw")  # type: ignore[arg-type]
-    with pytest.raises(GalleryError, match="dimension"):
-        Gallery(0)
+        make_gallery(DIM, "hnsw")
+    with pytest.raises(GalleryError, match="options"):
+        make_gallery(DIM, "exact", nlist=4)
+    for bad in (0, 5000):
+        with pytest.raises(GalleryError, match="dimension"):
+            Gallery(bad)
+        with pytest.raises(GalleryError, match="dimension"):
+            make_gallery(bad, "int8")
+
+
+def test_the_gallery_searches_the_index_it_is_given() -> None:
+    index = Int8Index(DIM)
+    gallery = Gallery(DIM, index)
+    assert gallery.index is index
+    rng = np.random.default_rng(9)
+    gallery.add(["A", "B"], unit(rng, 2))
+    assert len(index) == 2 and index.codes().shape == (2, DIM)  # the templates went to that index
+    assert isinstance(Gallery(DIM).index, ExactIndex)  # without one: exact search
+
+
+def test_an_index_of_another_dimension_or_already_filled_is_refused() -> None:
+    with pytest.raises(GalleryError, match="dimension 16"):
+        Gallery(DIM, ExactIndex(DIM + 1))
+    filled = ExactIndex(DIM)
+    filled.add(np.arange(1, dtype=np.int64), unit(np.random.default_rng(2), 1))
+    with pytest.raises(GalleryError, match="empty"):
+        Gallery(DIM, filled)
+
+
+def test_the_configured_backends_are_the_ones_the_builder_knows() -> None:
+    assert typing.get_args(GalleryConfig.model_fields["backend"].annotation) == BACKENDS
+
+
+def test_an_exact_gallery_does_not_load_faiss() -> None:
+    code = ("import sys; from edge.vision.gallery_index import make_gallery; make_gallery(8); "
+            "print('faiss' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
