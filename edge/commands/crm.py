@@ -102,16 +102,17 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.crm.portrait import PortraitBuilder
-    from edge.crm.records import CrmError
+    from edge.crm.records import CrmError, CrmStore
 
     cfg = load_config(args.config)
-    builder = PortraitBuilder.open(cfg, args.db)
+    db = crm_db(args)
+    builder = PortraitBuilder(CrmStore.open(db, create=False), cfg.crm)  # a read creates nothing
     try:
         bundle = builder.build(args.customer_id, args.today or date.today())
     finally:
         builder.close()
     if bundle is None:
-        raise CrmError(f"customer {args.customer_id} is not in the CRM")
+        raise CrmError(f"customer {args.customer_id} is not in the CRM at {db}")
     data = json.loads(json.dumps(dataclasses.asdict(bundle), default=str))
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if args.demo:
             db = Path(tmp) / "demo-crm.db"
             load_demo_crm(db, demo_people(), args.today or date.today(), Path(tmp) / "csv")
-        with CrmStore.open(db) as crm:
+        with CrmStore.open(db, create=args.demo) as crm:  # a read never creates the bank's CRM
             report = evaluate_recommender(crm, cfg.crm, args.horizon, args.cutoff)
     report["data"] = "generated demo CRM (fictional)" if args.demo else str(db)
     if args.json:

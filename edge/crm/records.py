@@ -213,10 +213,16 @@ class CrmStore:
         self.lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: Path | str) -> CrmStore:
+    def open(cls, path: Path | str, create: bool = True) -> CrmStore:
+        """The CRM at ``path``; with ``create=False`` (every read-only command) a missing
+        file is an error naming it, never a new empty database."""
         path = Path(path)
+        if not create and not path.is_file():
+            raise CrmError(f"no CRM database at {path}: import one first (branch-edge crm import "
+                           "or crm demo), or point --db / [crm] path at it")
         try:
-            _create_private_file(path)
+            if create:
+                _create_private_file(path)
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)  # callers serialise with a lock
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -129,3 +129,31 @@ def test_outcome_timestamps_round_trip(crm: CrmStore) -> None:
     record_outcome(crm, message)
     row = crm.execute("SELECT follow_up_on, sent_at FROM crm_outcomes").fetchone()
     assert row == ("2027-01-04", "2026-12-31T23:59:00+00:00")
+
+
+def test_report_table_has_column_headers(crm: CrmStore, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "outcomes", "--from", "2026-10-01", "--to", "2026-12-31",
+                 "--out", str(tmp_path / "reports"), "--db", str(crm.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["by", "key", "converted/shown", "rate", "sales", "amount",
+                                "RM-reported", "sold"]
+    expected = next(r for r in conversion(crm, date(2026, 10, 1), date(2026, 12, 31)) if r["key"] == "RM-01")
+    rm_01 = next(line.split() for line in lines if "RM-01" in line)
+    assert rm_01[:3] == ["rm", "RM-01", f"{expected['converted']}/{expected['recommended']}"]
+
+
+def test_report_on_an_empty_range_says_so_and_draws_nothing(crm: CrmStore, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "reports"
+    argv = ["report", "outcomes", "--from", "2025-01-01", "--to", "2025-01-31", "--out", str(out),
+            "--db", str(crm.path)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "no recommendations were shown from 2025-01-01 to 2025-01-31" in text
+    assert sorted(p.name for p in out.iterdir()) == ["outcomes-2025-01-01-2025-01-31.csv"]
+    with (out / "outcomes-2025-01-01-2025-01-31.csv").open(encoding="utf-8") as f:
+        assert list(csv.DictReader(f)) == []
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["empty"], result["png"], result["rows"]) == (True, None, [])
