@@ -10,8 +10,12 @@ the words a teller or supervisor reads, in Chinese and English.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,11 +69,19 @@ class PolicyError(ValueError):
     """A policy file that cannot be used (unknown key, value out of range)."""
 
 
+TITLE_MAX = 64
+RATIONALE_MAX = 200
+
+
 @dataclass(frozen=True)
 class ScenarioPolicy:
+    """One counter scenario's policy.  The defaults here are the defaults of the policy
+    file too (a key it leaves out keeps them)."""
+
     name: str
     title_zh: str
     title_en: str
+    rationale: str = ""  # one line: why the scenario has these checks and limits
     checks: frozenset[str] = frozenset(CHECKS)
     match_threshold: float = 0.40  # at or above: the faces match
     escalate_threshold: float = 0.30  # between this and match_threshold: a supervisor decides
@@ -218,18 +230,28 @@ def decide(policy: ScenarioPolicy, ev: Evidence) -> Decision:
 
 
 # --- the policy file -----------------------------------------------------------------------
+#
+# Each key of a [scenario.NAME] table (and of [defaults]) maps to one ScenarioPolicy
+# field and the check of its value; a key left out keeps the field's default above,
+# so every default is written once, in the dataclasses.
 
-_SCENARIO_KEYS = {
-    "title", "title_en", "checks", "match_threshold", "escalate_threshold", "liveness_threshold",
-    "min_live_frames", "auto_approve", "escalation", "auto_approve_max_amount",
-}
-_TOP_KEYS = {"escalation_timeout_s", "request_ttl_s", "defaults", "scenario"}
+Parse = Callable[[str, Any], Any]
 
 
-def _number(where: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise PolicyError(f"{where}: must be a number from {low} to {high}, got {value!r}")
-    return float(value)
+def _number(low: float, high: float) -> Parse:
+    def parse(where: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise PolicyError(f"{where}: must be a number from {low} to {high}, got {value!r}")
+        return float(value)
+    return parse
+
+
+def _whole(low: int, high: int) -> Parse:
+    def parse(where: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise PolicyError(f"{where}: must be a whole number from {low} to {high}, got {value!r}")
+        return value
+    return parse
 
 
 def _flag(where: str, value: Any) -> bool:
@@ -247,33 +269,44 @@ def _checks(where: str, value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
-def _text(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise PolicyError(f"{where}: must be a text of 1 to 64 characters")
-    return value
+def _text(limit: int) -> Parse:
+    def parse(where: str, value: Any) -> str:
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise PolicyError(f"{where}: must be a text of 1 to {limit} characters")
+        return value
+    return parse
+
+
+# TOML key -> (ScenarioPolicy field, check of the value)
+SCENARIO_KEYS: dict[str, tuple[str, Parse]] = {
+    "title": ("title_zh", _text(TITLE_MAX)),
+    "title_en": ("title_en", _text(TITLE_MAX)),
+    "rationale": ("rationale", _text(RATIONALE_MAX)),
+    "checks": ("checks", _checks),
+    "match_threshold": ("match_threshold", _number(-1, 1)),
+    "escalate_threshold": ("escalate_threshold", _number(-1, 1)),
+    "liveness_threshold": ("liveness_threshold", _number(0, 1)),
+    "min_live_frames": ("min_live_frames", _whole(1, 3)),
+    "auto_approve": ("auto_approve", _flag),
+    "escalation": ("escalation", _flag),
+    "auto_approve_max_amount": ("auto_approve_max_amount", _number(0, 1e12)),
+}
+TOP_KEYS: dict[str, Parse] = {
+    "escalation_timeout_s": _number(1, 3600),
+    "request_ttl_s": _number(5, 3600),
+}
+SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,64}")
 
 
 def scenario_from_table(name: str, table: Mapping[str, Any]) -> ScenarioPolicy:
     where = f"scenario.{name}"
-    unknown = sorted(set(table) - _SCENARIO_KEYS)
+    unknown = sorted(set(table) - set(SCENARIO_KEYS))
     if unknown:
         raise PolicyError(f"{where}: unknown key(s) {unknown}")
-    get = table.get
-    amount = get("auto_approve_max_amount")
-    policy = ScenarioPolicy(
-        name=name,
-        title_zh=_text(f"{where}.title", get("title", name)),
-        title_en=_text(f"{where}.title_en", get("title_en", name)),
-        checks=_checks(f"{where}.checks", get("checks", list(CHECKS))),
-        match_threshold=_number(f"{where}.match_threshold", get("match_threshold", 0.40), -1, 1),
-        escalate_threshold=_number(f"{where}.escalate_threshold", get("escalate_threshold", 0.30), -1, 1),
-        liveness_threshold=_number(f"{where}.liveness_threshold", get("liveness_threshold", 0.5), 0, 1),
-        min_live_frames=int(_number(f"{where}.min_live_frames", get("min_live_frames", 2), 1, 3)),
-        auto_approve=_flag(f"{where}.auto_approve", get("auto_approve", True)),
-        escalation=_flag(f"{where}.escalation", get("escalation", True)),
-        auto_approve_max_amount=None if amount is None else _number(
-            f"{where}.auto_approve_max_amount", amount, 0, 1e12),
-    )
+    values = {"title": name[:TITLE_MAX], "title_en": name[:TITLE_MAX], **table}
+    fields = {field: parse(f"{where}.{key}", values[key])
+              for key, (field, parse) in SCENARIO_KEYS.items() if key in values}
+    policy = ScenarioPolicy(name=name, **fields)
     if policy.escalate_threshold > policy.match_threshold:
         raise PolicyError(f"{where}: escalate_threshold must not exceed match_threshold")
     return policy
@@ -281,7 +314,7 @@ def scenario_from_table(name: str, table: Mapping[str, Any]) -> ScenarioPolicy:
 
 def policies_from_dict(data: Mapping[str, Any]) -> Policies:
     """Policies from a parsed TOML document; ``[defaults]`` fills every scenario's gaps."""
-    unknown = sorted(set(data) - _TOP_KEYS)
+    unknown = sorted(set(data) - {"defaults", "scenario", *TOP_KEYS})
     if unknown:
         raise PolicyError(f"unknown top-level key(s) {unknown}")
     defaults = data.get("defaults", {})
@@ -290,11 +323,24 @@ def policies_from_dict(data: Mapping[str, Any]) -> Policies:
         raise PolicyError("need [defaults] as a table and at least one [scenario.NAME] table")
     scenarios = {}
     for name, table in tables.items():
-        if not isinstance(table, Mapping) or not name.replace("_", "").isalnum():
-            raise PolicyError(f"scenario.{name}: must be a table with a [a-z0-9_] name")
+        if not isinstance(table, Mapping) or not SCENARIO_NAME.fullmatch(name):
+            raise PolicyError(f"scenario.{name}: must be a table with a [a-z0-9_] name of at most 64")
         scenarios[name] = scenario_from_table(name, {**defaults, **table})
-    return Policies(
-        scenarios=scenarios,
-        escalation_timeout_s=_number("escalation_timeout_s", data.get("escalation_timeout_s", 120), 1, 3600),
-        request_ttl_s=_number("request_ttl_s", data.get("request_ttl_s", 60), 5, 3600),
-    )
+    top = {key: parse(key, data[key]) for key, parse in TOP_KEYS.items() if key in data}
+    return Policies(scenarios=scenarios, **top)
+
+
+def policies_digest(policies: Policies) -> str:
+    """SHA-256 of what the policies say (not of the file's layout or comments): the same
+    policies give the same digest on every machine, so an audit can name them."""
+    def plain(value: Any) -> Any:
+        return sorted(value) if isinstance(value, frozenset) else value
+
+    body = {
+        "escalation_timeout_s": policies.escalation_timeout_s,
+        "request_ttl_s": policies.request_ttl_s,
+        "scenarios": [{f.name: plain(getattr(p, f.name)) for f in dataclasses.fields(p)}
+                      for p in policies.scenarios.values()],
+    }
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

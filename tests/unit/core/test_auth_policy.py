@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import replace
 
@@ -12,10 +13,13 @@ from hypothesis import strategies as st
 from edge.core.auth_policy import (
     CHECKS,
     REASON_TEXT,
+    SCENARIO_KEYS,
     Evidence,
+    Policies,
     PolicyError,
     ScenarioPolicy,
     decide,
+    policies_digest,
     policies_from_dict,
     reason_text,
 )
@@ -174,11 +178,46 @@ def test_any_policy_data_loads_or_is_refused_with_a_policy_error(data):
     ({"scenario": {"a": {"match_threshold": 0.3, "escalate_threshold": 0.4}}}, "must not exceed"),
     ({"scenario": {"a": {}}, "escalation_timeout_s": 0}, "escalation_timeout_s"),
     ({"scenario": {"a b": {}}}, "name"),
+    ({"scenario": {"挂失": {}}}, "name"),
+    ({"scenario": {"Loss": {}}}, "name"),
+    ({"scenario": {"a": {"min_live_frames": 1.5}}}, "whole number"),
+    ({"scenario": {"a": {"rationale": "x" * 201}}}, "scenario.a.rationale"),
+    ({"scenario": {"a": {"title": ""}}}, "scenario.a.title"),
     ({"scenarios": {}}, "unknown top-level"),
 ])
 def test_bad_policy_data_is_refused_with_the_key(data, message):
     with pytest.raises(PolicyError, match=message):
         policies_from_dict(data)
+
+
+def test_a_key_left_out_keeps_the_dataclass_default():
+    policies = policies_from_dict({"scenario": {"a": {}}})
+    assert policies.scenarios["a"] == ScenarioPolicy(name="a", title_zh="a", title_en="a")
+    assert (policies.escalation_timeout_s, policies.request_ttl_s) == (
+        Policies({}).escalation_timeout_s, Policies({}).request_ttl_s)
+
+
+def test_every_policy_field_can_be_set_from_the_file():
+    settable = {name for name, _ in SCENARIO_KEYS.values()}
+    assert settable == {f.name for f in dataclasses.fields(ScenarioPolicy)} - {"name"}
+    policy = policies_from_dict({"defaults": {"liveness_threshold": 0.7}, "scenario": {"a": {
+        "title": "甲", "title_en": "A", "rationale": "why", "checks": ["face_match"],
+        "match_threshold": 0.5, "escalate_threshold": 0.35, "min_live_frames": 3,
+        "auto_approve": False, "escalation": False, "auto_approve_max_amount": 10}}}).scenarios["a"]
+    assert policy == ScenarioPolicy(
+        name="a", title_zh="甲", title_en="A", rationale="why", checks=frozenset({"face_match"}),
+        match_threshold=0.5, escalate_threshold=0.35, liveness_threshold=0.7, min_live_frames=3,
+        auto_approve=False, escalation=False, auto_approve_max_amount=10.0)
+
+
+def test_the_digest_names_what_the_policies_say_not_how_the_file_is_written():
+    text = DEFAULT_POLICIES.read_text(encoding="utf-8")
+    shipped = policies_digest(policies_from_dict(tomllib.loads(text)))
+    reworded = "# another comment\n" + text.replace("   # CNY;", "  # CNY;")
+    assert policies_digest(policies_from_dict(tomllib.loads(reworded))) == shipped
+    stricter = text.replace("match_threshold = 0.46", "match_threshold = 0.47", 1)
+    assert policies_digest(policies_from_dict(tomllib.loads(stricter))) != shipped
+    assert len(shipped) == 64 and int(shipped, 16) >= 0
 
 
 def test_bad_policy_file_is_a_user_error(tmp_path):
