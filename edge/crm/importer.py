@@ -238,7 +238,7 @@ def _read_csv(reader: csv.DictReader[str], path: Path, kind: str) -> list[tuple[
         raise CrmError(f"{path}: not a {kind} file: missing column(s) {', '.join(missing)}")
     rows: list[tuple[str, dict[str, str] | None]] = []
     for raw in reader:
-        extra = raw.pop(None, None)  # type: ignore[call-overload]
+        extra = raw.pop(None, None)
         cleaned = {k: v or "" for k, v in raw.items()}
         if extra:
             cleaned["__extra__"] = "x"

@@ -61,7 +61,7 @@ class PortraitBuilder:
         self.crm = crm
         self.cfg = cfg
         self._lock = threading.Lock()
-        self._fitted: tuple[int, date, Recommender] | None = None
+        self._fitted: tuple[int, date, Recommender | None] | None = None
 
     @classmethod
     def open(cls, cfg: EdgeConfig, path: Path | None = None) -> PortraitBuilder:

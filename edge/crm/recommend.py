@@ -72,7 +72,7 @@ class Population:
 def features(pop: Population, ids: list[str], as_of: date) -> np.ndarray:
     rows = []
     for cid in ids:
-        spent = Counter[str]()
+        spent: defaultdict[str, float] = defaultdict(float)
         for t in pop.buys.get(cid, []):
             spent[t.category] += t.amount
         total = sum(spent.values())
@@ -184,8 +184,8 @@ class Recommender:
         for t in triggers if self.use_triggers else []:
             bonus = _trigger_bonus(t, product)
             if bonus and peers.score + bonus > best.score:
-                facts = {"on": t.on.isoformat() if t.on else "", "amount": t.amount,
-                         "from_product": t.product_id, "category": t.category}
+                facts: dict[str, str | float] = {"on": t.on.isoformat() if t.on else "", "amount": t.amount,
+                                                 "from_product": t.product_id, "category": t.category}
                 best = Recommended(product.product_id, peers.score + bonus, t.kind, facts, product)
         return best
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from edge.config import EdgeConfig
-from edge.core.gallery import Gallery
+from edge.core.gallery import CustomerScore, Gallery
 from edge.core.quality import estimate_pose, interocular_distance
 from edge.core.track_decision import FrameEvidence, TrackEvidence
 from edge.core.tracker import Box, IouTracker
@@ -274,7 +274,7 @@ class LobbyPipeline:
                 keep.append(i)
         return [candidates[i] for i in keep], embeddings[keep]
 
-    def _add_evidence(self, state: TrackState, cand: Candidate, scores: list, camera_id: str,
+    def _add_evidence(self, state: TrackState, cand: Candidate, scores: list[CustomerScore], camera_id: str,
                       ts: float) -> Recognition | None:
         if cand.weight > state.best_weight:
             state.best_weight, state.best_crop = cand.weight, cand.crop

@@ -154,7 +154,7 @@ def opera_clip(video: Path, out: Path, seconds: float = OPERA_CLIP_S) -> Path:
     """The first seconds of the opera walk at 960x540, so looping it does not decode 1080p."""
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (960, 540))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (960, 540))
     try:
         for _ in range(int(fps * seconds)):
             ok, frame = cap.read()

@@ -96,7 +96,7 @@ def pick_people(faces_dir: Path, enrolled: int, strangers: int, seed: int) -> li
                          f"{enrolled} enrolled + {strangers} strangers")
     chosen = rng.sample(eligible, enrolled)
     others = rng.sample([d for d in folders if d not in chosen], strangers)
-    people = []
+    people: list[Picked] = []
     for i, d in enumerate(chosen):
         photos = lfw_photos(d)
         people.append((d.name, f"C2026{i + 1:05d}", photos[:-1][:ENROL_PHOTOS], photos[-1]))
@@ -181,9 +181,9 @@ def load_sprite(path: Path, rng: random.Random) -> Sprite:
         raise SynthError(f"{path}: not a readable 250x250 LFW photo")
     head = image[HEAD_WINDOW].astype(np.float32)
     h, w = head.shape[:2]
-    alpha = np.zeros((h, w), np.float32)
-    cv2.ellipse(alpha, (w // 2, h // 2), (int(w * 0.42), int(h * 0.47)), 0, 0, 360, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 4)
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (w // 2, h // 2), (int(w * 0.42), int(h * 0.47)), 0, 0, 360, 1.0, -1)
+    alpha = np.asarray(cv2.GaussianBlur(mask, (0, 0), 4), dtype=np.float32)
     torso = (rng.randint(20, 120), rng.randint(20, 120), rng.randint(20, 120))
     return Sprite(head, alpha, torso)
 
@@ -209,7 +209,7 @@ def motion_blur(image: np.ndarray, length: int) -> np.ndarray:
 
 def head_width(person: Person, spec: SynthSpec, t: float) -> float:
     p = (t - person.enter_s) / (person.exit_s - person.enter_s)
-    return spec.head_min * (spec.head_max / spec.head_min) ** p
+    return spec.head_min * math.pow(spec.head_max / spec.head_min, p)
 
 
 Rect = tuple[float, float, float, float]
@@ -292,7 +292,7 @@ def people_from_truth(truth: dict[str, Any]) -> list[Person]:
 
 def render(people: list[Person], sprites: dict[str, Sprite], background: np.ndarray, spec: SynthSpec,
            out: Path) -> int:
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
     if not writer.isOpened():
         raise SynthError(f"cannot write video {out}")
     frames = round(spec.seconds * spec.fps)

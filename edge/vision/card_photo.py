@@ -56,7 +56,10 @@ def age_photo(photo: np.ndarray, look: CardLook) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", aged, [cv2.IMWRITE_JPEG_QUALITY, look.jpeg_quality])
     if not ok:
         raise ValueError("JPEG encoding of the card photo failed")
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ValueError("JPEG decoding of the card photo failed")
+    return decoded
 
 
 def degrade_card(image: np.ndarray, face: Face, look: CardLook = CardLook()) -> np.ndarray:

@@ -91,7 +91,8 @@ class SCRFDDetector:
     def _anchors(self, height: int, width: int, stride: int) -> np.ndarray:
         key = (height, width, stride)
         if key not in self._anchor_cache:
-            grid = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+            ys, xs = np.mgrid[:height, :width]
+            grid = np.stack([xs, ys], axis=-1).astype(np.float32)
             centers = (grid * stride).reshape(-1, 2)
             self._anchor_cache[key] = np.repeat(centers, self.num_anchors, axis=0)
         return self._anchor_cache[key]
@@ -156,4 +157,5 @@ class YuNetDetector:
         return order_primary_first(faces, image.shape)[: self.max_faces]
 
 
-DETECTORS = {"scrfd": SCRFDDetector, "yunet": YuNetDetector}
+Detector = SCRFDDetector | YuNetDetector
+DETECTORS: dict[str, type[Detector]] = {"scrfd": SCRFDDetector, "yunet": YuNetDetector}

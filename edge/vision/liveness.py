@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from edge.config import RuntimeConfig
 from edge.vision.session import create_session
@@ -31,10 +32,10 @@ def square_crop_box(bbox: np.ndarray, scale: float, width: int, height: int) -> 
     return round(x1), round(y1), round(x1 + crop), round(y1 + crop)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> npt.NDArray[np.float64]:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float64)
 
 
 class MiniFASNet:

@@ -42,7 +42,8 @@ class RectSCRFD:
     def _centers(self, rows: int, cols: int, stride: int) -> np.ndarray:
         key = (rows, cols, stride)
         if key not in self._anchors:
-            grid = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).astype(np.float32)
+            ys, xs = np.mgrid[:rows, :cols]
+            grid = np.stack([xs, ys], axis=-1).astype(np.float32)
             centers = (grid * stride).reshape(-1, 2)
             self._anchors[key] = np.repeat(centers, self.base.num_anchors, axis=0)
         return self._anchors[key]

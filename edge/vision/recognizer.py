@@ -60,4 +60,4 @@ class ArcFaceRecognizer:
         ]
         raw = np.vstack(chunks).reshape(len(crops), -1).astype(np.float32)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return raw / np.maximum(norms, 1e-12)
+        return np.asarray(raw / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -24,7 +24,7 @@ from ui.devices.idcard.simulator import PtySimulator, SimulatorError, load_cards
 EXIT_OK, EXIT_RULES_FAILED, EXIT_USER_ERROR = 0, 1, 2
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("idcard", help="ID-card reader: read a card, simulate a reader, check MRZ")
     sub = parser.add_subparsers(dest="idcard_command", metavar="ACTION", required=True)
 

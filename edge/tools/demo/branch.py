@@ -133,7 +133,7 @@ def plan_demo_branch(
                 probe_photos=tuple(photos[2:4]),
             )
         )
-    probes = [(p, c.customer_id) for c in people for p in c.probe_photos]
+    probes: list[tuple[Path, str | None]] = [(p, c.customer_id) for c in people for p in c.probe_photos]
     probes += [(_photos(d)[0], None) for d in others]
     rng.shuffle(probes)
     return people, [Probe(i + 1, photo, truth) for i, (photo, truth) in enumerate(probes)]

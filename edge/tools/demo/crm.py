@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -73,10 +74,16 @@ AUM_RANGE = {"私人银行": (6e6, 2.5e7), "财富管理": (1e6, 6e6), "贵宾":
 
 
 class DemoPerson(Protocol):
-    customer_id: str
-    display_name: str
-    tier: str
-    assigned_rm: str
+    """What the CRM generator reads of a demo customer (read-only: frozen dataclasses fit)."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def tier(self) -> str: ...
+    @property
+    def assigned_rm(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -300,7 +307,7 @@ class Generator:
                                                                    "更新联系方式", "办理存款业务"]))
 
 
-def generate_demo_crm(customers: list[DemoPerson], today: date, extra: int = 380,
+def generate_demo_crm(customers: Sequence[DemoPerson], today: date, extra: int = 380,
                       seed: int = 2026) -> DemoCrm:
     """The demo's customers plus ``extra`` fictional ones, with catalogue and history."""
     gen = Generator(today, seed)
@@ -315,7 +322,7 @@ def generate_demo_crm(customers: list[DemoPerson], today: date, extra: int = 380
     return gen.crm
 
 
-def load_demo_crm(db_path: Path, customers: list[DemoPerson], today: date, folder: Path, *,
+def load_demo_crm(db_path: Path, customers: Sequence[DemoPerson], today: date, folder: Path, *,
                   extra: int = 380, seed: int = 2026) -> list[ImportReport]:
     """Generate the demo CRM, write it as CSV files into ``folder`` and import them
     into the CRM tables of ``db_path`` (the demo store's file is fine)."""
