@@ -48,6 +48,7 @@ Status = Literal["accepted", "rejected", "already_enrolled"]
 REASONS = {
     "invalid_customer_id": "the customer id is not a valid id",
     "no_consent": "no recorded consent for this customer",
+    "consent_withdrawn": "the customer's consent was withdrawn (erased) while the run was in progress",
     "consent_predates_withdrawal": "the given consent is older than the customer's withdrawal",
     "consent_in_future": "the given consent time is in the future",
     "unreadable": "the file cannot be read",
@@ -179,7 +180,7 @@ class Enroller:
         candidates = self._analyse_all(admitted, report, progress)
         verdicts = Reviewer(self.store, self.cfg, self.pack, self.review).review(candidates)
         for customer in admitted:
-            report.results += self._write(customer, candidates, verdicts)
+            report.results += self._write(customer, candidates, verdicts, report)
         report.results.sort(key=lambda r: (r.customer_id, r.photo))
         report.seconds = time.perf_counter() - started
         log.info("enrolment: %d photos, %d accepted, %d rejected", len(report.results),
@@ -280,13 +281,22 @@ class Enroller:
         return quality
 
     def _write(self, customer: CustomerItem, candidates: list[Candidate],
-               verdicts: dict[int, tuple[str, str]]) -> list[PhotoResult]:
-        """Customer, consent, photos and templates of one customer: one transaction."""
+               verdicts: dict[int, tuple[str, str]], report: EnrolReport) -> list[PhotoResult]:
+        """Customer, consent, photos and templates of one customer: one transaction.
+
+        Consent is checked again inside it: an erasure that committed while the photos were
+        analysed (``branch-edge erase`` in another process) wins, and nothing is written."""
         cid = customer.customer_id
         mine = [c for c in candidates if c.item.customer_id == cid]
         results = [_reject(c.item, *verdicts[id(c)]) for c in mine if id(c) in verdicts]
         passing = sorted((c for c in mine if id(c) not in verdicts), key=lambda c: -c.rank)
         with self.store.transaction():
+            refusal = self._admit(customer)
+            if refusal is not None:
+                log.info("enrolment: customer %s refused at write time (%s)", cid, refusal[0])
+                report.refused[cid] = "consent_withdrawn"
+                message = f"customer {cid}: consent withdrawn during enrolment ({refusal[1]})"
+                return results + [_reject(c.item, "consent_withdrawn", message) for c in passing]
             self.store.upsert_customer(cid, self.actor, customer.display_name, customer.tier,
                                        customer.assigned_rm)
             if customer.consent_channel and customer.consent_time:

@@ -18,6 +18,14 @@ from edge.store.customers import Customers
 log = logging.getLogger(__name__)
 
 
+class NoConsentError(StoreError):
+    """No active consent for the customer (never given, or withdrawn by an erasure)."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"customer {customer_id} has no active consent: no face data is stored")
+        self.customer_id = customer_id
+
+
 @dataclass(frozen=True)
 class Erasure:
     customer_id: str
@@ -45,6 +53,7 @@ class Biometrics(Customers):
                 if row[1] != customer_id:
                     raise StoreError(f"photo {sha[:12]} is already enrolled for another customer")
                 return int(row[0]), False
+            self._require_consent(customer_id)
             blob = self._keys.encrypt(data, associated_data("photos", customer_id, f"photo:{sha}"))
             cur = c.execute(
                 "INSERT INTO photos (customer_id, sha256, key_id, ciphertext, created_at) "
@@ -98,6 +107,7 @@ class Biometrics(Customers):
                     (model_pack, source_sha256),
                 ).fetchone()
                 return int(row[0]), False
+            self._require_consent(customer_id)
             purpose = _template_purpose(model_pack, source_sha256)
             aad = associated_data("templates", customer_id, purpose)
             cur = c.execute(
@@ -109,6 +119,12 @@ class Biometrics(Customers):
             )
             self._bump_gallery_generation()
         return int(cur.lastrowid or 0), True
+
+    def _require_consent(self, customer_id: str) -> None:
+        """Face data is written only under a consent that is active in this very transaction:
+        an erasure that committed a moment ago (another process) wins over a running enrolment."""
+        if self.active_consent(customer_id) is None:
+            raise NoConsentError(customer_id)
 
     def load_templates(self, model_pack: str, dim: int | None = None,
                        customer_id: str | None = None) -> tuple[list[str], np.ndarray]:
