@@ -2,8 +2,10 @@
 
 Checks models (digests), each camera (opens and gives one frame), the broker
 (TLS handshake and an MQTT CONNECT under a separate client id, so a running
-daemon is not disconnected and its retained status is untouched), the store
-(opens with the key), free disk space and the clock.  Exit 0 when nothing
+daemon is not disconnected and its retained status is untouched; with no
+``[mqtt] host`` nothing is probed: that configuration means the demo's
+embedded broker), the store (``--db`` or ``store.path``, opened with the key,
+never created), free disk space and the clock.  Exit 0 when nothing
 failed (warnings allowed), 1 otherwise.
 """
 
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("doctor", help="check models, cameras, broker, store, disk and clock")
     parser.add_argument("--config", type=Path, help="edge TOML config (default: $BRANCH_EDGE_CONFIG)")
     parser.add_argument("--models", type=Path, help="model folder (default: models.dir / env)")
+    parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")
     parser.add_argument("--key-file", type=Path, help="store key file (default: from config/env)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from edge.config import load_config
 
     cfg = load_config(args.config)
+    if args.db is not None:  # the store and disk checks look at this file instead
+        cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": args.db})})
     checks = run_checks(cfg, args.models, args.key_file)
     ok = not any(c.status == "fail" for c in checks)
     if args.json:
@@ -124,7 +129,13 @@ def check_camera(cam: CameraConfig) -> Check:
 
 def check_broker(cfg: EdgeConfig, timeout: float = 5.0) -> Check:
     mq = cfg.mqtt
-    host = mq.host or "127.0.0.1"
+    if not mq.host:  # nothing to probe: no broker is configured
+        return Check("broker", "warn",
+                     "no [mqtt] host configured: the demo and the benchmarks start the embedded "
+                     "loopback broker themselves; no broker probed",
+                     "on a branch PC set [mqtt] host (and port, ca_file, cert_file, key_file from "
+                     "`branch-edge provision`) to the branch's Mosquitto, which `branch-edge run` needs")
+    host = mq.host
     where = f"{host}:{mq.port}"
     try:
         code = mqtt_connect(cfg, host, timeout)
