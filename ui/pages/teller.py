@@ -71,7 +71,7 @@ def card_fields(card: IdCard) -> CardFields:
 
 def frame_pixmap(frame: np.ndarray, side: int) -> QPixmap:
     rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
+    image = QImage(rgb.tobytes(), rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy()).scaledToWidth(side)
 
 
@@ -162,9 +162,9 @@ class TellerPage(QWidget):
             widget.setMinimumHeight(touch)
         self.form = QGridLayout()
         self.form_labels = [label(""), label(""), label("")]
-        for row, widget in enumerate((self.scenario, self.customer, self.amount)):
+        for row, field_widget in enumerate((self.scenario, self.customer, self.amount)):
             self.form.addWidget(self.form_labels[row], row, 0)
-            self.form.addWidget(widget, row, 1)
+            self.form.addWidget(field_widget, row, 1)
         left = QVBoxLayout()
         left.addLayout(self.form)
         left.addWidget(self.reader_label)
