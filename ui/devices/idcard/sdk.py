@@ -40,7 +40,7 @@ def load_library(path: str | Path) -> ctypes.CDLL:
 
 def _bind(lib: ctypes.CDLL, name: str, argtypes: list[type]) -> ctypes._NamedFuncPointer:
     try:
-        func = getattr(lib, name)
+        func: ctypes._NamedFuncPointer = getattr(lib, name)
     except AttributeError as exc:
         raise CardReadError(f"the reader SDK library has no function {name}; is it the right SDK?",
                             "sdk_missing") from exc
@@ -98,7 +98,7 @@ class TermbReader:
         self._auth = _bind(lib, "CVR_Authenticate", [])
         self._read = _bind(lib, "CVR_Read_Content", [ctypes.c_int])
         self._close = _bind(lib, "CVR_CloseComm", [])
-        getter_args = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+        getter_args: list[type] = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
         self._get = {field: _bind(lib, name, getter_args) for field, name in self._GETTERS.items()}
         self.port = port
 
