@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.core.errors import BranchEdgeError
+from edge.core.idcard_rules import LONG_TERM, mask_id_number, parse_date
 from ui.devices.idcard import has_errors, validate_card
 from ui.devices.idcard.card import CardReadError
 from ui.devices.idcard.mrz import MrzError, parse_mrz
@@ -40,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     read.add_argument("--appended-address", action="store_true", help="also read the appended address")
     read.add_argument("--today", type=dt.date.fromisoformat, help="validate as of this date (YYYY-MM-DD)")
     read.add_argument("--json", action="store_true", help="print JSON")
+    read.add_argument("--show-id-number", action="store_true",
+                      help="print the full ID and pass numbers (default: masked, as the tablet shows them)")
     read.set_defaults(func=_guarded(run_read))
 
     simulate = sub.add_parser("simulate", help="run the reader simulator on a pseudo-terminal")
@@ -95,22 +98,55 @@ def run_read(args: argparse.Namespace) -> int:
         args.photo_out.write_bytes(card.photo_jpeg)
         photo = str(args.photo_out)
     if args.json:
-        out = {"ok": True, "card": card.to_dict() | {"masked_id": card.masked_id, "photo": photo},
+        shown = card.to_dict() if args.show_id_number else masked_numbers(card.to_dict())
+        out = {"ok": True, "card": shown | {"masked_id": card.masked_id, "photo": photo,
+                                            "id_number_masked": not args.show_id_number},
                "problems": [{"code": p.code, "severity": p.severity, "message_zh": p.message_zh,
                              "message_en": p.message_en} for p in problems],
                "valid": not has_errors(problems)}
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        _print_card(card, problems, photo)
+        _print_card(card, problems, photo, args.show_id_number)
     return EXIT_RULES_FAILED if has_errors(problems) else EXIT_OK
 
 
-def _print_card(card: Any, problems: list[Any], photo: str | None) -> None:
+GENDER_WORDS = {"0": ("未知", "unknown"), "1": ("男", "male"), "2": ("女", "female"),
+                "9": ("未说明", "unspecified")}
+
+
+def gender_words(code: str) -> str:
+    """GB/T 2261.1 code in words, both languages: '1' -> '男 / male'; an odd code as it is."""
+    words = GENDER_WORDS.get(code.strip())
+    return f"{words[0]} / {words[1]}" if words else f"code {code!r}"
+
+
+def date_words(text: str) -> str:
+    """YYYYMMDD as an ISO date, '长期' as '长期 / long-term'; anything else as it is."""
+    if text.strip() == LONG_TERM:
+        return f"{LONG_TERM} / long-term"
+    day = parse_date(text)
+    return day.isoformat() if day is not None else text
+
+
+def masked_numbers(card: dict[str, Any]) -> dict[str, Any]:
+    """The card's JSON with the ID and pass numbers masked as the tablet masks them."""
+    out = dict(card)
+    out["id_number"] = mask_id_number(str(card.get("id_number", "")))
+    if card.get("pass_number"):
+        out["pass_number"] = mask_id_number(str(card["pass_number"]))
+    return out
+
+
+def _print_card(card: Any, problems: list[Any], photo: str | None, show_numbers: bool = False) -> None:
     print(f"{card.type_name} / {card.type_name_en}")
-    for label, value in (("name", card.name), ("name_en", card.name_en), ("gender", card.gender),
-                         ("nation", card.nation), ("birth", card.birth), ("id_number", card.masked_id),
-                         ("valid", f"{card.valid_from} - {card.valid_to}"), ("authority", card.authority),
-                         ("nationality", card.nationality), ("pass_number", card.pass_number)):
+    number = card.id_number if show_numbers else card.masked_id
+    pass_number = card.pass_number if show_numbers else mask_id_number(card.pass_number)
+    for label, value in (("name", card.name), ("name_en", card.name_en),
+                         ("gender", gender_words(card.gender)), ("nation", card.nation),
+                         ("birth", date_words(card.birth)), ("id_number", number),
+                         ("valid", f"{date_words(card.valid_from)} - {date_words(card.valid_to)}"),
+                         ("authority", card.authority), ("nationality", card.nationality),
+                         ("pass_number", pass_number)):
         if value:
             print(f"  {label:12} {value}")
     print(f"  {'photo':12} {photo or ('decoded' if card.photo_jpeg else card.photo_error)}")

@@ -44,7 +44,7 @@ def branch_pad(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
 def test_cli_reads_a_card_and_writes_its_photo(sim: PtySimulator, deck_file: Path, tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     result = branch_pad("read", "--port", sim.path, "--json", "--decoder", f"simulator:{deck_file}",
-                        "--photo-out", str(photo))
+                        "--photo-out", str(photo), "--show-id-number")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     expected = sample_cards(TODAY)[0]
