@@ -23,7 +23,7 @@ class ImageError(BranchEdgeError):
     """A file is not a readable image.
 
     ``code`` is one of ``missing``, ``unreadable``, ``empty``, ``not_an_image``,
-    ``corrupt`` and ``too_large``, for reports that count reasons.
+    ``not_a_regular_file``, ``corrupt`` and ``too_large``, for reports that count reasons.
     """
 
     def __init__(self, message: str, code: str = "corrupt") -> None:
