@@ -13,10 +13,11 @@ and policies) and a message a teller understands, in zh-CN and English.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypedDict
 
 Severity = Literal["error", "warning"]
 
@@ -27,7 +28,32 @@ RESIDENT = " "
 GAT_PERMIT = "J"
 FOREIGN_2017 = "I"
 FOREIGN_2023 = "Y"
-CARD_TYPES = (RESIDENT, GAT_PERMIT, FOREIGN_2017, FOREIGN_2023)
+
+
+@dataclass(frozen=True)
+class CardKind:
+    """One kind of chip card.  :data:`CARD_KINDS` is the one table of card types: the
+    reader's parser, the PAD's screens, the simulator's card files, the MQTT contract's
+    ``CardFields.card_type`` and the edge's rules all derive from it."""
+
+    flag: str  # the character at byte 248 of the chip's text block
+    name: str  # its name on the wire (CardFields.card_type) and in simulator card files
+    title_zh: str
+    title_en: str
+    validity_years: tuple[int, ...]  # validity periods the law allows (a resident card may be 长期)
+
+
+CARD_KINDS: tuple[CardKind, ...] = (
+    CardKind(RESIDENT, "resident", "居民身份证", "Resident ID card", (5, 10, 20)),
+    CardKind(GAT_PERMIT, "gat_permit", "港澳台居民居住证", "HK/Macau/Taiwan residence permit", (5,)),
+    CardKind(FOREIGN_2017, "foreigner_2017", "外国人永久居留身份证（2017版）",
+             "Foreigner permanent residence card (2017)", (5, 10)),
+    CardKind(FOREIGN_2023, "foreigner_2023", "外国人永久居留身份证（2023版）",
+             "Foreigner permanent residence card (2023)", (5, 10)),
+)
+KIND_BY_FLAG: dict[str, CardKind] = {kind.flag: kind for kind in CARD_KINDS}
+KIND_BY_NAME: dict[str, CardKind] = {kind.name: kind for kind in CARD_KINDS}
+CARD_TYPES = tuple(KIND_BY_FLAG)
 
 _WEIGHTS_11_2 = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK_CHARS = "10X98765432"
@@ -102,10 +128,14 @@ def problem(code: str, severity: Severity = "error") -> CardProblem:
 
 @dataclass(frozen=True)
 class CardFacts:
-    """The card fields the rules look at (strings as printed on the card).
+    """The card model: the fields every kind of card has and the rules look at (strings
+    as printed on the card).  The PAD's ``IdCard`` is a CardFacts with what else the chip
+    holds; the MQTT contract's ``CardFields`` is its wire form (:func:`wire_fields`,
+    :func:`facts_from_wire`).
 
-    ``gender`` is the GB/T 2261.1 code ('1' male, '2' female); dates are
-    YYYYMMDD, ``valid_to`` may be "长期"; ``nation_code`` only for resident cards.
+    ``card_type`` is the flag (:data:`CARD_KINDS`); ``gender`` is the GB/T 2261.1 code
+    ('1' male, '2' female); dates are YYYYMMDD, ``valid_to`` may be "长期";
+    ``nation_code`` only for resident cards; ``name_en`` only on foreigner cards.
     """
 
     card_type: str
@@ -116,6 +146,96 @@ class CardFacts:
     valid_from: str
     valid_to: str
     nation_code: str = ""
+    name_en: str = ""
+
+    @property
+    def kind(self) -> CardKind | None:
+        return KIND_BY_FLAG.get(self.card_type)
+
+    @property
+    def display_name(self) -> str:
+        """The name to show and send: the Chinese name, else the English one."""
+        return self.name or self.name_en
+
+    def facts(self) -> CardFacts:
+        """Just these fields (a subclass's extras, photos included, left behind)."""
+        return CardFacts(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CardFacts)})
+
+    def __repr__(self) -> str:  # never print a full ID number or a name by accident
+        return f"{type(self).__name__}(type={self.card_type!r}, id={mask_id_number(self.id_number)})"
+
+
+# --- the wire form ------------------------------------------------------------
+#
+# The MQTT contract (mqtt.messages.CardFields) cannot import edge, so the mapping is
+# written here against its shape; a unit test keeps the two in step.
+
+class WireCardFields(TypedDict):
+    """Keyword arguments of ``mqtt.messages.CardFields``."""
+
+    card_type: str
+    id_number: str
+    name: str
+    birth_date: dt.date | None
+    valid_from: dt.date | None
+    valid_until: dt.date | None
+    gender: str
+    nation_code: str
+
+
+class WireCard(Protocol):
+    """What :func:`facts_from_wire` reads (``mqtt.messages.CardFields`` has this shape)."""
+
+    @property
+    def card_type(self) -> str: ...
+    @property
+    def id_number(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def birth_date(self) -> dt.date | None: ...
+    @property
+    def valid_from(self) -> dt.date | None: ...
+    @property
+    def valid_until(self) -> dt.date | None: ...
+    @property
+    def gender(self) -> str: ...
+    @property
+    def nation_code(self) -> str: ...
+
+
+def wire_fields(facts: CardFacts, name_max: int | None = None) -> WireCardFields:
+    """The card as the request carries it: the kind's name, dates as dates (none for
+    "长期"), the display name cut to ``name_max`` characters."""
+    kind = facts.kind
+    return WireCardFields(
+        card_type=kind.name if kind is not None else facts.card_type,
+        id_number=facts.id_number,
+        name=facts.display_name[:name_max],
+        birth_date=parse_date(facts.birth),
+        valid_from=parse_date(facts.valid_from),
+        valid_until=parse_date(facts.valid_to),
+        gender=facts.gender,
+        nation_code=facts.nation_code,
+    )
+
+
+def facts_from_wire(card: WireCard) -> CardFacts:
+    """The request's card in the shape the rules read.  A missing gender is read from
+    the number's 17th digit; no end date with a start date is "长期"."""
+    number = card.id_number.strip()
+    gender = card.gender or ("1" if number[16:17].isdigit() and int(number[16]) % 2 else "2")
+    kind = KIND_BY_NAME.get(card.card_type)
+    return CardFacts(
+        card_type=kind.flag if kind is not None else card.card_type,
+        name=card.name,
+        gender=gender,
+        birth=card.birth_date.strftime("%Y%m%d") if card.birth_date else "",
+        id_number=number,
+        valid_from=card.valid_from.strftime("%Y%m%d") if card.valid_from else "",
+        valid_to=card.valid_until.strftime("%Y%m%d") if card.valid_until else LONG_TERM,
+        nation_code=card.nation_code,
+    )
 
 
 # --- numbers -----------------------------------------------------------------
@@ -283,11 +403,8 @@ def expected_years(card_type: str, age: int) -> int | None:
     return 5
 
 
-ALLOWED_YEARS = {RESIDENT: (5, 10, 20), GAT_PERMIT: (5,), FOREIGN_2017: (5, 10), FOREIGN_2023: (5, 10)}
-
-
 def _period_problems(facts: CardFacts, start: dt.date, end: dt.date | None) -> list[CardProblem]:
-    allowed = ALLOWED_YEARS.get(facts.card_type, ())
+    allowed = facts.kind.validity_years if facts.kind is not None else ()
     years = None
     if end is not None:
         matches = [y for y in allowed if end in add_years(start, y)]
@@ -324,7 +441,7 @@ def check_validity(facts: CardFacts, today: dt.date) -> list[CardProblem]:
 
 def check_person(facts: CardFacts, today: dt.date) -> list[CardProblem]:
     problems: list[CardProblem] = []
-    if not facts.name.strip():
+    if not facts.display_name.strip():
         problems.append(problem("name_missing"))
     if facts.gender not in ("1", "2"):
         problems.append(problem("gender_invalid"))

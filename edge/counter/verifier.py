@@ -25,12 +25,6 @@ from mqtt.messages import (
     CardFields,
 )
 
-CARD_TYPE_FLAGS = {
-    "resident": rules.RESIDENT, "gat_permit": rules.GAT_PERMIT,
-    "foreigner_2017": rules.FOREIGN_2017, "foreigner_2023": rules.FOREIGN_2023,
-}
-
-
 # --- measuring ------------------------------------------------------------------------------
 
 
@@ -49,24 +43,8 @@ def decode_jpeg(b64: str) -> np.ndarray:
     return image
 
 
-def card_facts(card: CardFields) -> rules.CardFacts:
-    """The request's card fields in the shape the card rules read."""
-    number = card.id_number.strip()
-    gender = card.gender or ("1" if number[16:17].isdigit() and int(number[16]) % 2 else "2")
-    return rules.CardFacts(
-        card_type=CARD_TYPE_FLAGS.get(card.card_type, card.card_type),
-        name=card.name,
-        gender=gender,
-        birth=card.birth_date.strftime("%Y%m%d") if card.birth_date else "",
-        id_number=number,
-        valid_from=card.valid_from.strftime("%Y%m%d") if card.valid_from else "",
-        valid_to=card.valid_until.strftime("%Y%m%d") if card.valid_until else rules.LONG_TERM,
-        nation_code=card.nation_code,
-    )
-
-
 def card_problem_codes(card: CardFields, today: dt.date) -> tuple[str, ...]:
-    problems = rules.validate_facts(card_facts(card), today)
+    problems = rules.validate_facts(rules.facts_from_wire(card), today)
     return tuple(p.code for p in problems if p.severity == "error")
 
 

@@ -12,7 +12,7 @@ environment variables ``BRANCH_PAD_IDCARD_PORT``, ``BRANCH_PAD_WLT_DECODER`` and
 from __future__ import annotations
 
 import base64
-import datetime as dt
+import dataclasses
 import logging
 import os
 from collections import deque
@@ -34,6 +34,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from edge.core.idcard_rules import wire_fields
 from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
 from ui.devices.camera import FrameSource, live_jpeg_b64, open_camera
 from ui.devices.idcard.card import IdCard
@@ -50,23 +51,12 @@ READER_POLL_MS = 100
 PREVIEW_MS = 150
 LIVE_FRAMES = 3
 REQUEST_TTL = timedelta(seconds=60)
-CARD_TYPE_NAMES = {" ": "resident", "J": "gat_permit", "I": "foreigner_2017", "Y": "foreigner_2023"}
-
-
-def card_date(text: str) -> dt.date | None:
-    try:
-        return dt.datetime.strptime(text, "%Y%m%d").date()
-    except ValueError:
-        return None  # "长期" (long-term) or empty
+NAME_MAX = next(f.metadata["max_length"] for f in dataclasses.fields(CardFields) if f.name == "name")
 
 
 def card_fields(card: IdCard) -> CardFields:
-    return CardFields(
-        card_type=CARD_TYPE_NAMES.get(card.card_type, card.card_type), id_number=card.id_number,
-        name=(card.name or card.name_en)[:80], birth_date=card_date(card.birth),
-        valid_from=card_date(card.valid_from), valid_until=card_date(card.valid_to),
-        gender=card.gender, nation_code=card.nation_code,
-    )
+    """The card as the request carries it (the mapping is the core's, see ``wire_fields``)."""
+    return CardFields(**wire_fields(card, NAME_MAX))
 
 
 def frame_pixmap(frame: np.ndarray, side: int) -> QPixmap:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import typing
 from dataclasses import replace
 
 import pytest
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 
 from edge.core import idcard_rules as rules
 from edge.core.idcard_rules import CardFacts, mod11_2_check_char, validate_facts
+from mqtt.codec import decode, encode
+from mqtt.messages import AuthRequest, CardFields
 from ui.devices.idcard.samples import sample_cards, with_check
 
 TODAY = dt.date(2026, 6, 1)
@@ -162,3 +166,58 @@ def test_legacy_upgrade_keeps_birth_and_gender(birth: dt.date, sequence: int) ->
     gender = "1" if sequence % 2 else "2"
     assert rules.check_citizen_number(upgraded, birth.strftime("%Y%m%d"), gender) == []
     assert rules.check_citizen_number(legacy, birth.strftime("%Y%m%d"), gender) == []
+
+
+# --- one table of card kinds, one card model, its wire form -------------------------------
+
+
+def test_the_card_kinds_table_is_the_one_source_of_flags_names_and_periods() -> None:
+    assert rules.CARD_TYPES == (rules.RESIDENT, rules.GAT_PERMIT, rules.FOREIGN_2017, rules.FOREIGN_2023)
+    assert len(rules.KIND_BY_FLAG) == len(rules.KIND_BY_NAME) == len(rules.CARD_KINDS) == 4
+    assert {f.card_type for f in FACTS} == set(rules.CARD_TYPES)  # the samples cover every kind
+    permit = next(f for f in FACTS if f.card_type == rules.GAT_PERMIT)
+    assert permit.kind is not None and permit.kind.validity_years == (5,)
+    ten_years = replace(permit, valid_to=str(int(permit.valid_from[:4]) + 10) + permit.valid_from[4:])
+    assert "validity_period" in codes(ten_years)  # the period rule reads the table
+
+
+def test_the_wire_mapping_has_exactly_the_contract_fields() -> None:
+    assert typing.get_type_hints(rules.WireCardFields) == {
+        f.name: typing.get_type_hints(CardFields)[f.name] for f in dataclasses.fields(CardFields)}
+
+
+@pytest.mark.parametrize("facts", FACTS, ids=lambda f: f.kind.name if f.kind else "?")
+def test_every_kind_of_card_survives_the_wire_with_the_same_verdict(facts: CardFacts) -> None:
+    wire = CardFields(**rules.wire_fields(facts, 80))
+    assert wire.card_type == facts.kind.name  # type: ignore[union-attr]
+    request = AuthRequest(branch_id="b1", expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC), device_id="t1",
+                          teller_id="t1", transaction_id="x1", scenario="s", account_holder_id="c1",
+                          card=wire)
+    received = decode(encode(request))
+    assert isinstance(received, AuthRequest)
+    back = rules.facts_from_wire(received.card)
+    assert back == replace(facts.facts(), name=facts.display_name, name_en="")
+    for day in (TODAY, dt.date(2100, 1, 1), dt.date(1990, 1, 1)):
+        assert codes(back, day) == codes(facts, day)
+
+
+@given(st.sampled_from(FACTS), st.sampled_from(["1", "2", "X"]), st.booleans())
+def test_a_damaged_card_keeps_its_verdict_through_the_wire(facts: CardFacts, gender: str,
+                                                           long_term: bool) -> None:
+    damaged = replace(facts, gender=gender,
+                      valid_to=rules.LONG_TERM if long_term else facts.valid_to)
+    back = rules.facts_from_wire(CardFields(**rules.wire_fields(damaged)))
+    assert codes(back) == codes(damaged)
+
+
+def test_an_unknown_kind_crosses_the_wire_as_it_is_and_is_refused() -> None:
+    martian = replace(RESIDENT, card_type="M")
+    wire = CardFields(**rules.wire_fields(martian))
+    assert wire.card_type == "M"
+    assert codes(rules.facts_from_wire(wire)) == ["card_type_unknown"]
+    assert codes(rules.facts_from_wire(replace(wire, card_type="gat"))) == ["card_type_unknown"]
+
+
+def test_a_card_model_never_prints_its_number_or_name() -> None:
+    assert RESIDENT.id_number not in repr(RESIDENT) and RESIDENT.name not in repr(RESIDENT)
+    assert rules.mask_id_number(RESIDENT.id_number) in repr(RESIDENT)

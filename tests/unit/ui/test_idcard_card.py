@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import replace
 
@@ -10,9 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.core import idcard_rules as rules
 from ui.devices.idcard import validate_card
-from ui.devices.idcard.card import FLAG_OFFSET, REQUIRED, CardReadError, IdCard, card_from_blocks, encode_text
-from ui.devices.idcard.samples import sample_cards
+from ui.devices.idcard.card import (
+    FLAG_OFFSET,
+    LAYOUTS,
+    REQUIRED,
+    CardReadError,
+    IdCard,
+    card_from_blocks,
+    encode_text,
+)
+from ui.devices.idcard.samples import sample_cards, write_deck
+from ui.devices.idcard.simulator import SimulatorError, load_cards
 
 TODAY = dt.date(2026, 6, 1)
 CARDS = sample_cards(TODAY)
@@ -159,3 +170,28 @@ def test_any_resident_card_round_trips(name: str, gender: str, birth: dt.date, n
     card = IdCard(" ", name, gender, birth.strftime("%Y%m%d"), number, "20200101", "长期",
                   nation_code="01", address=address)
     assert text_fields(card_from_blocks(encode_text(card))) == text_fields(card)
+
+
+def test_the_reader_knows_exactly_the_kinds_of_the_core_table() -> None:
+    assert set(LAYOUTS) == set(rules.KIND_BY_FLAG)
+    for card in CARDS:
+        assert isinstance(card, rules.CardFacts)  # the reader's card is the rules' card model
+        kind = card.kind
+        assert kind is not None and (card.type_name, card.type_name_en) == (kind.title_zh, kind.title_en)
+    assert replace(CARDS[0], card_type="M").type_name_en == "unknown"
+
+
+def test_simulator_card_files_name_kinds_as_the_wire_does(tmp_path) -> None:
+
+
+    deck = write_deck(tmp_path / "deck", CARDS)
+    entries = json.loads(deck.read_text(encoding="utf-8"))["cards"]
+    assert [e["type"] for e in entries] == [c.kind.name for c in CARDS]  # type: ignore[union-attr]
+    assert [s.card.card_type for s in load_cards(deck).cards] == [c.card_type for c in CARDS]
+    for named, flag in (("gat_permit", "J"), ("Y", "Y")):
+        entry = {**entries[0], "type": named}
+        deck.write_text(json.dumps({"cards": [entry]}, ensure_ascii=False), encoding="utf-8")
+        assert load_cards(deck).cards[0].card.card_type == flag
+    deck.write_text(json.dumps({"cards": [{**entries[0], "type": "gat"}]}), encoding="utf-8")
+    with pytest.raises(SimulatorError, match=", ".join(rules.KIND_BY_NAME)):
+        load_cards(deck)

@@ -21,13 +21,6 @@ from edge.core.errors import BranchEdgeError
 TEXT_LEN = 256
 FLAG_OFFSET = 248
 
-TYPE_NAMES = {
-    rules.RESIDENT: ("居民身份证", "Resident ID card"),
-    rules.GAT_PERMIT: ("港澳台居民居住证", "HK/Macau/Taiwan residence permit"),
-    rules.FOREIGN_2017: ("外国人永久居留身份证（2017版）", "Foreigner permanent residence card (2017)"),
-    rules.FOREIGN_2023: ("外国人永久居留身份证（2023版）", "Foreigner permanent residence card (2023)"),
-}
-
 # (field, byte offset, byte length) per card type; offsets from GA 490 and the
 # 2018/2017/2023 machine-readable rules (docs/readme/idcard-reader.md).
 _COMMON_TAIL = (("id_number", 122, 36), ("authority", 158, 30), ("valid_from", 188, 16),
@@ -70,26 +63,19 @@ class CardReadError(BranchEdgeError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class IdCard:
-    """One chip card, whatever its type.  Text fields are stripped strings.
+@dataclass(frozen=True, repr=False)
+class IdCard(rules.CardFacts):
+    """One chip card, whatever its type: the card model of the rules (``CardFacts``:
+    type, names, gender, dates, number, ethnicity) plus what else the chip holds.
+    Text fields are stripped strings.
 
     ``photo_wlt`` is the card's encrypted photo exactly as read; ``photo_jpeg``
     is the decoded photo when a decoder is configured.  ``fingerprint`` is passed
     through only and must never be stored (it is left out of ``to_dict``).
     """
 
-    card_type: str
-    name: str
-    gender: str
-    birth: str
-    id_number: str
-    valid_from: str
-    valid_to: str
-    nation_code: str = ""
     address: str = ""
     authority: str = ""
-    name_en: str = ""
     nationality: str = ""
     pass_number: str = ""
     issue_count: str = ""
@@ -103,11 +89,11 @@ class IdCard:
 
     @property
     def type_name(self) -> str:
-        return TYPE_NAMES.get(self.card_type, ("未知", "unknown"))[0]
+        return self.kind.title_zh if self.kind is not None else "未知"
 
     @property
     def type_name_en(self) -> str:
-        return TYPE_NAMES.get(self.card_type, ("未知", "unknown"))[1]
+        return self.kind.title_en if self.kind is not None else "unknown"
 
     @property
     def nation(self) -> str:
@@ -116,10 +102,6 @@ class IdCard:
     @property
     def masked_id(self) -> str:
         return rules.mask_id_number(self.id_number)
-
-    def facts(self) -> rules.CardFacts:
-        return rules.CardFacts(self.card_type, self.name or self.name_en, self.gender, self.birth,
-                               self.id_number, self.valid_from, self.valid_to, self.nation_code)
 
     def problems(self, today: dt.date | None = None) -> list[rules.CardProblem]:
         return rules.validate_facts(self.facts(), today or dt.date.today())
@@ -135,9 +117,6 @@ class IdCard:
                    has_photo=self.photo_jpeg is not None, photo_wlt_bytes=len(self.photo_wlt))
         return out
 
-    def __repr__(self) -> str:  # never print a full ID number or name by accident
-        return f"IdCard(type={self.card_type!r}, id={self.masked_id})"
-
 
 def _decode_ucs2(block: bytes) -> str:
     try:
@@ -151,7 +130,7 @@ def _decode_ucs2(block: bytes) -> str:
 
 def _card_type(text: bytes) -> str:
     flag = text[FLAG_OFFSET:FLAG_OFFSET + 2].decode("utf-16-le", errors="replace")
-    if flag not in TYPE_NAMES:
+    if flag not in rules.KIND_BY_FLAG:
         raise CardReadError(f"unknown card type flag {flag!r} at byte 248", "card_type_unknown")
     return flag
 

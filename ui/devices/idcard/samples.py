@@ -72,7 +72,8 @@ def synthetic_face(seed: int, width: int = 102, height: int = 126) -> bytes:
 def card_entry(card: IdCard, photo: str | None) -> dict[str, Any]:
     skip = {"photo_wlt", "photo_jpeg", "photo_error", "fingerprint"}
     entry = {f.name: v for f in fields(card) if f.name not in skip and (v := asdict(card)[f.name])}
-    entry["type"] = entry.pop("card_type")
+    entry.pop("card_type", None)
+    entry["type"] = card.kind.name if card.kind is not None else card.card_type
     if photo:
         entry["photo"] = photo
     return entry

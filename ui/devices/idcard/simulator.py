@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.core import idcard_rules as rules
 from edge.core.errors import BranchEdgeError
 from ui.devices.idcard.card import IdCard, encode_text
 from ui.devices.idcard.frames import PREAMBLE, Command, FrameReceiver, Response
@@ -44,8 +45,6 @@ FAULTS = ("no_card", "read_fail", "auth_fail", "sam_fail", "bad_checksum", "trun
 # preamble, a preamble with an impossible length and one with a bad checksum.
 NOISE = (bytes.fromhex("00AAAA13AAAAAA96FF") + PREAMBLE + b"\xff\xff"
          + PREAMBLE + bytes.fromhex("000400009000"))
-TYPE_ALIASES = {"resident": " ", "gat": "J", "foreign2017": "I", "foreign2023": "Y",
-                " ": " ", "J": "J", "I": "I", "Y": "Y"}
 FP_LEN = 1024
 
 
@@ -74,9 +73,11 @@ class CardDeck:
 
 def _sim_card(entry: dict[str, Any], base: Path, decoder: SimulatorPhotoDecoder) -> SimCard:
     entry = dict(entry)
-    card_type = TYPE_ALIASES.get(str(entry.pop("type", "resident")))
-    if card_type is None:
-        raise SimulatorError(f"card type must be one of {sorted(TYPE_ALIASES)}")
+    named = str(entry.pop("type", "resident"))
+    kind = rules.KIND_BY_NAME.get(named) or rules.KIND_BY_FLAG.get(named)
+    if kind is None:
+        raise SimulatorError(f"card type must be one of {', '.join(rules.KIND_BY_NAME)} "
+                             f"(or its flag at byte 248), got {named[:20]!r}")
     image = b""
     if photo := entry.pop("photo", None):
         path = base / str(photo)
@@ -86,7 +87,7 @@ def _sim_card(entry: dict[str, Any], base: Path, decoder: SimulatorPhotoDecoder)
     fingerprint = bool(entry.pop("fingerprint", False))
     wlt = decoder.add(image) if image else bytes(1024)
     try:
-        card = IdCard(card_type=card_type, photo_wlt=wlt, **{k: str(v) for k, v in entry.items()})
+        card = IdCard(card_type=kind.flag, photo_wlt=wlt, **{k: str(v) for k, v in entry.items()})
         encode_text(card)
     except (TypeError, ValueError) as exc:
         raise SimulatorError(f"bad card entry: {exc}") from exc
