@@ -8,7 +8,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from edge.core import idcard_rules as rules
@@ -17,8 +16,10 @@ from edge.core.auth_policy import (
     Holder,
     ScenarioPolicy,
 )
+from edge.core.errors import ImageError
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
+from edge.vision.imageio import decode_image
 from edge.vision.types import FaceObservation
 from mqtt.messages import (
     AuthRequest,
@@ -32,15 +33,20 @@ class BadImageError(ValueError):
     """A base64 JPEG in a request that does not decode."""
 
 
+# The teller page sends frames at most 640 px wide and card photos are 102x126; a 4K
+# frame is the largest a request may hold (checked from the header, before decoding).
+MAX_REQUEST_PIXELS = 3840 * 2160
+
+
 def decode_jpeg(b64: str) -> np.ndarray:
     try:
-        data = np.frombuffer(base64.b64decode(b64, validate=True), np.uint8)
+        data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as err:
         raise BadImageError("not base64") from err
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise BadImageError("not a decodable image")
-    return image
+    try:
+        return decode_image(data, "request image", max_pixels=MAX_REQUEST_PIXELS, formats=("jpeg",))
+    except ImageError as err:
+        raise BadImageError(f"{err} ({err.code})") from err
 
 
 def card_problem_codes(card: CardFields, today: dt.date) -> tuple[str, ...]:

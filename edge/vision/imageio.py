@@ -9,6 +9,7 @@ as ``.jpg``); they are returned as notes for the caller's report.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,13 @@ class DecodedImage:
 
 
 def decode_checked(data: bytes, name: str = "<bytes>", *, max_pixels: int = MAX_PIXELS,
-                   max_bytes: int = MAX_IMAGE_BYTES) -> DecodedImage:
-    """Check the header against the limits, then decode; ImageError with a reason code otherwise."""
+                   max_bytes: int = MAX_IMAGE_BYTES, formats: Collection[str] | None = None) -> DecodedImage:
+    """Check the header against the limits (and ``formats``, when given), then decode;
+    ImageError with a reason code otherwise."""
     header = check_header(data, name, max_pixels, max_bytes)
+    if formats is not None and header.format not in formats:
+        raise ImageError(f"{name}: a {header.format.upper()} image; expected "
+                         f"{' or '.join(f.upper() for f in sorted(formats))}", "not_an_image")
     notes = []
     if not suffix_matches(name, header.format):
         notes.append(f"the file is a {header.format.upper()} image; its name says otherwise")
@@ -60,9 +65,9 @@ def decode_checked(data: bytes, name: str = "<bytes>", *, max_pixels: int = MAX_
 
 
 def decode_image(data: bytes, name: str = "<bytes>", *, max_pixels: int = MAX_PIXELS,
-                 max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
+                 max_bytes: int = MAX_IMAGE_BYTES, formats: Collection[str] | None = None) -> np.ndarray:
     """Decode encoded image bytes to an HxWx3 uint8 BGR array."""
-    return decode_checked(data, name, max_pixels=max_pixels, max_bytes=max_bytes).image
+    return decode_checked(data, name, max_pixels=max_pixels, max_bytes=max_bytes, formats=formats).image
 
 
 def read_image_file(path: Path | str, name: str | None = None, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:

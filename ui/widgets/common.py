@@ -11,6 +11,13 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PyQt6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
 
+from edge.core.errors import ImageError
+from edge.core.image_header import check_header
+
+# Thumbnails are ~160 px, card photos 102x126, escalation frames at most 640 px wide:
+# a Full HD frame is far above any of them and still cheap to decode on a tablet.
+MAX_THUMBNAIL_PIXELS = 1920 * 1080
+
 
 def label(text: str, name: str | None = None, wrap: bool = True) -> QLabel:
     widget = QLabel(text)
@@ -38,15 +45,19 @@ def clear_layout(layout: QLayout) -> None:
 def jpeg_pixmap(b64: str | None, side: int) -> QPixmap | None:
     """The thumbnail as a square pixmap, or None when absent or not a readable image.
 
-    OpenCV decodes it: Qt's JPEG reader prints Qt warnings on bad data.
+    OpenCV decodes it: Qt's JPEG reader prints Qt warnings on bad data.  The header is
+    read first: a canvas over :data:`MAX_THUMBNAIL_PIXELS` is never decoded.
     """
     if not b64:
         return None
     try:
         data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError):
+        header = check_header(data, "thumbnail", MAX_THUMBNAIL_PIXELS)
+    except (binascii.Error, ValueError, ImageError):
         return None
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if header.format != "jpeg":
+        return None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         return None
     rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

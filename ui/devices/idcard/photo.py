@@ -15,10 +15,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from edge.core.errors import ImageError
+from edge.core.image_header import ImageHeader, check_header
 from ui.devices.idcard.card import CardReadError
 
 WLT_LEN = 1024
 PHOTO_W, PHOTO_H = 102, 126
+# Sizes read from the header before anything is decoded: a decoded chip photo is
+# 102x126 (a megapixel is far above any vendor's output); the simulator's card
+# photos are ordinary image files, up to a 50-megapixel phone photo.
+MAX_PHOTO_PIXELS = 1_000_000
+MAX_SOURCE_PIXELS = 50_000_000
 BMP_LEN = 38862  # 54-byte header + 126 rows of 308 bytes
 RAW_LEN = PHOTO_W * PHOTO_H * 3
 SIM_MAGIC = b"SIMWLT\x01\x00"
@@ -30,12 +37,20 @@ class PhotoDecoder(Protocol):
         ...
 
 
+def checked_photo(image_bytes: bytes, what: str, max_pixels: int = MAX_PHOTO_PIXELS) -> ImageHeader:
+    """The photo's header, or CardReadError(photo_decode) when it is not an image or too large."""
+    try:
+        return check_header(image_bytes, what, max_pixels)
+    except ImageError as exc:
+        raise CardReadError(f"the card photo cannot be used: {exc}", "photo_decode") from exc
+
+
 def to_jpeg(image_bytes: bytes) -> bytes:
-    """Any image file (BMP, PNG, JPEG) -> JPEG bytes."""
+    """Any image file (BMP, PNG, JPEG) of at most a megapixel -> JPEG bytes."""
     import cv2  # noqa: PLC0415 - OpenCV only when a photo is decoded
     import numpy as np  # noqa: PLC0415
 
-    if image_bytes[:3] == b"\xff\xd8\xff":
+    if checked_photo(image_bytes, "decoded card photo").format == "jpeg":
         return image_bytes
     image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
@@ -51,6 +66,7 @@ def card_sized_jpeg(image_bytes: bytes) -> bytes:
     import cv2  # noqa: PLC0415 - OpenCV only when a photo is decoded
     import numpy as np  # noqa: PLC0415
 
+    checked_photo(image_bytes, "simulator card photo", MAX_SOURCE_PIXELS)
     image = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise CardReadError("the simulator's card photo is not an image", "photo_decode")

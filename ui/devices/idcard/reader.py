@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ui.devices.idcard.card import CardReadError, IdCard, card_from_blocks
-from ui.devices.idcard.photo import PhotoDecoder
+from ui.devices.idcard.photo import PhotoDecoder, checked_photo
 from ui.devices.idcard.protocol import ReaderSession, Timeouts
 from ui.devices.idcard.transport import HidTransport, SerialTransport, Transport
 
@@ -28,7 +28,10 @@ def decode_photo(card: IdCard, decoder: PhotoDecoder | None) -> IdCard:
     if decoder is None:
         return card.with_photo(None, "no photo decoder configured")
     try:
-        return card.with_photo(decoder.decode(card.photo_wlt))
+        jpeg = decoder.decode(card.photo_wlt)
+        if checked_photo(jpeg, "decoded card photo").format != "jpeg":
+            raise CardReadError("the photo decoder did not return a JPEG", "photo_decode")
+        return card.with_photo(jpeg)
     except CardReadError as exc:
         return card.with_photo(None, str(exc))
 
