@@ -106,6 +106,9 @@ def _check_opens(path: Path, keys: KeyRing, actor: str, backup: Path) -> None:
         if foreign:
             raise StoreError(f"backup {backup}: {foreign} encrypted rows need a key that was "
                              "not given (a backup taken during a key rotation needs both keys)")
+        broken = store.verify_audit()  # with the key: the MACs too, not only the hashes
+        if broken is not None:
+            raise StoreError(f"backup {backup}: audit log broken at entry {broken} (its MAC or chain)")
         store.audit(actor, "store_restored", "store", {"backup_sha256": _sha256(backup)})
         store.scrub()
 
@@ -125,7 +128,8 @@ def _copy_database(source: Path, target: Path) -> None:
 
 
 def _check_copy(path: Path, what: str) -> dict[str, Any]:
-    """Integrity, audit chain and counts of a copied store, read without any key."""
+    """Integrity, audit chain and counts of a copied store, read without any key (the audit
+    MACs need the key: a restore checks them in ``_check_opens``)."""
     conn = sqlite3.connect(str(path))
     try:
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":

@@ -114,6 +114,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX holder_ids_hmac ON holder_ids(id_hmac);
     """,
+    # 3: audit entries sealed with a keyed MAC (edge.store.audit).  Older entries keep their
+    # plain hash; once the key is checked, one MAC'd ``audit_keyed`` entry seals them.
+    """
+    ALTER TABLE audit ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+    INSERT INTO meta VALUES ('audit_seal_pending', 1);
+    """,
 )
 
 
@@ -153,6 +160,7 @@ class Store(Biometrics, Sealing):
             store._configure()
             store._migrate()
             store._check_key()
+            store._seal_after_migration()
         except sqlite3.DatabaseError as err:
             conn.close()
             raise StoreError(f"{path}: not a usable Branch Edge database: {err}") from err

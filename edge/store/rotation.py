@@ -11,6 +11,12 @@ re-run skips the rows already done and finishes.
 
 Holder-ID hashes are HMACs under a key derived from the store key; they cannot
 be recomputed without the ID numbers, so they are counted, not rotated.
+
+Audit entries are not rewritten either: each names the key whose derived key
+sealed its MAC (``edge.store.audit``).  Entries written after the rotation are
+sealed with the new key, and since each entry's hash covers every entry before
+it, their MACs vouch for the old entries too: ``audit verify`` stays green with
+the new key alone, and heads recorded before the rotation still match.
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def test_audit_is_append_only(store: Store) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 8), victim=st.integers(0, 7),
-       column=st.sampled_from(["time", "actor", "action", "subject", "details", "prev_hash"]))
+       column=st.sampled_from(["time", "actor", "action", "subject", "details", "prev_hash", "mac"]))
 def test_audit_chain_detects_any_edit(tmp_path_factory: pytest.TempPathFactory, n: int,
                                       victim: int, column: str) -> None:
     path = tmp_path_factory.mktemp("audit") / "a.db"
