@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.core.errors import ConfigError, format_validation_error
+from edge.core.files import UnsafeFileError, read_regular_file
 from models.pack import ModelPackError, load_pack
 from mqtt.config import MqttConfig
 
@@ -251,6 +252,10 @@ def parse_config(data: dict[str, object], source: str = "<config>") -> EdgeConfi
         raise ConfigError(f"{source}: {format_validation_error(err)}") from err
 
 
+# A config file is a few kilobytes; a path to a device or a huge file is refused, not read.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: Path | None) -> EdgeConfig:
     """Load ``path``; ``None`` means ``BRANCH_EDGE_CONFIG`` or the built-in defaults."""
     if path is None:
@@ -259,9 +264,9 @@ def load_config(path: Path | None) -> EdgeConfig:
             return EdgeConfig()
         path = Path(env)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+        raw = read_regular_file(path, MAX_CONFIG_BYTES, "config file")
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from err
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:

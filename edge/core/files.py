@@ -53,7 +53,7 @@ def read_regular_file(path: Path | str, limit: int, what: str = "file") -> bytes
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError as err:
-        raise UnsafeFileError(f"{what} {path} does not exist", "missing") from err
+        raise UnsafeFileError(f"cannot read {what} {path}: no such file", "missing") from err
     except OSError as err:
         raise UnsafeFileError(f"cannot read {what} {path}: {err.strerror}", "unreadable") from err
     _require_regular(path, mode, what)
@@ -84,14 +84,14 @@ def read_regular_file(path: Path | str, limit: int, what: str = "file") -> bytes
 
 def _require_regular(path: Path, mode: int, what: str) -> None:
     if stat.S_ISDIR(mode):
-        raise UnsafeFileError(f"{what} {path} is a folder, not a file", "is_a_folder")
+        raise UnsafeFileError(f"cannot read {what} {path}: it is a folder", "is_a_folder")
     if not stat.S_ISREG(mode):
-        raise UnsafeFileError(f"{what} {path} is not a regular file (a device, FIFO or socket)",
-                          "not_a_regular_file")
+        raise UnsafeFileError(f"cannot read {what} {path}: not a regular file (a device, FIFO or "
+                              "socket)", "not_a_regular_file")
 
 
 def _too_large(path: Path, what: str, limit: int) -> UnsafeFileError:
-    return UnsafeFileError(f"{what} {path} is larger than the {limit} byte limit", "too_large")
+    return UnsafeFileError(f"cannot read {what} {path}: larger than the {limit} byte limit", "too_large")
 
 
 def private_dir(path: Path | str) -> Path:

@@ -11,6 +11,7 @@ from edge.core.auth_policy import (
     policies_from_dict,
 )
 from edge.core.errors import BranchEdgeError
+from edge.core.files import UnsafeFileError, read_regular_file
 
 DEFAULT_POLICIES = Path(__file__).with_name("policies.toml")
 
@@ -21,10 +22,10 @@ class AuthError(BranchEdgeError):
 
 def load_policies(path: Path | None = None) -> Policies:
     path = path or DEFAULT_POLICIES
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:  # bounded, regular files only: the path comes from the config
+        data = tomllib.loads(read_regular_file(path, 1024 * 1024, "policy file").decode("utf-8"))
         return policies_from_dict(data)
-    except OSError as err:
-        raise AuthError(f"cannot read policy file {path}: {err.strerror}") from err
+    except UnsafeFileError as err:
+        raise AuthError(str(err)) from err
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PolicyError) as err:
         raise AuthError(f"{path}: {err}") from err

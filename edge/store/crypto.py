@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.config import StoreConfig
 from edge.core.errors import StoreError
+from edge.core.files import UnsafeFileError, read_regular_file
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -33,6 +34,7 @@ MAGIC = b"BE"
 FORMAT_VERSION = 1
 _KEY_ID_BYTES = 4
 HEADER_BYTES = len(MAGIC) + 1 + _KEY_ID_BYTES + NONCE_BYTES
+MAX_KEY_FILE_BYTES = 4096  # 64 hex characters and a newline, with room for whitespace
 
 
 def key_id_of(key: bytes) -> str:
@@ -139,10 +141,10 @@ def check_key_file_mode(path: Path) -> None:
 
 def read_key_file(path: Path) -> bytes:
     check_key_file_mode(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise StoreError(f"cannot read key file {path}: {err.strerror}") from err
+    try:  # bounded: a key is 64 hex characters; never a device or FIFO swapped in after the check
+        raw = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file")
+    except UnsafeFileError as err:
+        raise StoreError(str(err)) from err
     return parse_key(raw, f"key file {path}")
 
 

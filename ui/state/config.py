@@ -24,11 +24,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.core.errors import ConfigError, format_validation_error
+from edge.core.files import UnsafeFileError, read_regular_file
 from mqtt.config import MqttConfig
 
 Role = Literal["rm", "teller", "supervisor"]
 Language = Literal["zh-CN", "en"]
 ID = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_CONFIG_BYTES = 1024 * 1024  # pad.toml and mqtt.toml are a few hundred bytes
 
 
 class CounterConfig(BaseModel):
@@ -74,9 +76,9 @@ class PadConfig(BaseModel):
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+        raw = read_regular_file(path, MAX_CONFIG_BYTES, "config file")
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from err
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
