@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="open-set false positive identification rate, e.g. 1e-2")
     parser.add_argument("--write-config", type=Path, metavar="TOML",
                         help="set [recognition] threshold in this config file (created if missing)")
+    parser.add_argument("--force", action="store_true",
+                        help="with --write-config: write the threshold even when the faces are too few "
+                             "to measure the target rate")
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -58,7 +61,7 @@ def round_up(threshold: float) -> float:
 def calibration(evaluation: Evaluation, far: float | None, fpir: float | None) -> dict[str, Any]:
     if far is not None:
         point = metrics.tar_at_far(evaluation.genuine, evaluation.impostor, far)
-        negatives = evaluation.impostor.size
+        negatives, positives = evaluation.impostor.size, evaluation.genuine.size
         kind, value = "far", round_up(point.threshold)
         false_rate = metrics.accept_rate(evaluation.impostor, value)
         miss_rate = 1.0 - metrics.accept_rate(evaluation.genuine, value)
@@ -66,7 +69,7 @@ def calibration(evaluation: Evaluation, far: float | None, fpir: float | None) -
         if fpir is None or evaluation.open_set is None:
             raise EvaluationError("an FPIR target needs a folder of identities")
         point = metrics.fnir_at_fpir(evaluation.open_set, fpir)
-        negatives = evaluation.open_set.nonmated_best.size
+        negatives, positives = evaluation.open_set.nonmated_best.size, evaluation.open_set.mate.size
         kind, value = "fpir", round_up(point.threshold)
         false_rate = metrics.fpir(evaluation.open_set, value)
         miss_rate = metrics.fnir(evaluation.open_set, value)
@@ -79,6 +82,10 @@ def calibration(evaluation: Evaluation, far: float | None, fpir: float | None) -
         f"achieved_{kind}": false_rate,
         ("tar" if kind == "far" else "fnir"): 1.0 - miss_rate if kind == "far" else miss_rate,
         "negatives": negatives,
+        "negatives_needed": metrics.comparisons_needed(point.target),
+        "false_matches": round(false_rate * negatives),
+        "positives": positives,
+        "measurable": metrics.is_measurable(point.target, negatives),
         "resolvable": point.target * negatives >= 1.0,
     }
 
@@ -154,10 +161,25 @@ def describe(result: dict[str, Any], report: dict[str, Any]) -> list[str]:
         f"{'impostor pairs' if kind == 'far' else 'non-mated probes'}: threshold "
         f"{result['threshold']:.4f} (achieved {kind.upper()} {result[f'achieved_{kind}']:.5f}, {trade})",
     ]
+    positives = "genuine pairs" if kind == "far" else "mated probes"
+    lines.append(f"  rests on {result['false_matches']} false matches among {result['negatives']} "
+                 f"{negatives_word(kind)} and {result['positives']} {positives}")
+    if not result["measurable"]:
+        lines.append(f"  {not_measurable(result, kind, target)}")
     if not result["resolvable"]:
         lines.append(f"  note: {result['negatives']} negatives cannot resolve {rate_key(target)}; "
                      "the threshold sits above every negative score — use more faces")
     return lines
+
+
+def negatives_word(kind: str) -> str:
+    return "impostor pairs" if kind == "far" else "non-mated probes"
+
+
+def not_measurable(result: dict[str, Any], kind: str, target: float) -> str:
+    return (f"not measurable: {result['negatives']} {negatives_word(kind)} "
+            f"({result['negatives_needed']} needed for {kind.upper()} {rate_key(target)}: "
+            f"at least {metrics.MIN_FALSE_MATCHES} / rate)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,8 +192,14 @@ def run(args: argparse.Namespace) -> int:
     result.update(model_pack=report["model_pack"], dataset=report["dataset"], counts=report["counts"])
     if args.write_config is not None:
         (kind, target), = result["target"].items()
+        if not result["measurable"] and not args.force:
+            raise EvaluationError(f"{not_measurable(result, kind, target)}; the threshold would rest on "
+                                  f"{result['false_matches']} false matches, so it is not written to "
+                                  f"{args.write_config} — use more faces, a higher target, or --force")
         note = (f"calibrated on {report['dataset']['name']}, pack {report['model_pack']}, "
                 f"{kind.upper()} {rate_key(target)}")
+        if not result["measurable"]:
+            note += f" (forced: {result['negatives']} {negatives_word(kind)}, not enough to measure it)"
         write_threshold(args.write_config, result["threshold"], note, report["model_pack"])
         result["written_to"] = str(args.write_config)
     if args.json:

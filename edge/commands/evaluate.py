@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import EdgeConfig, load_config
+from edge.core.accuracy import MIN_FALSE_MATCHES
 from edge.tools.evaluate import (
     DEFAULT_IMPOSTORS,
     DEFAULT_SEED,
@@ -100,14 +101,36 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+NEGATIVES = {"far": ("impostor_pairs", "impostor pairs"), "fpir": ("nonmated_probes", "non-mated probes")}
+POSITIVES = {"far": ("genuine_pairs", "genuine"), "fpir": ("mated_probes", "mated")}
+FALSE_MATCHES = {"far": "false_accepts", "fpir": "false_positives"}
+
+
+def not_measurable(support: dict[str, Any], rate: str) -> str:
+    key, words = NEGATIVES[rate]
+    return f"not measurable: {support[key]} {words} ({support[f'{key}_needed']} needed)"
+
+
+def rests_on(support: dict[str, Any], rate: str) -> str:
+    key, words = NEGATIVES[rate]
+    positive, positive_words = POSITIVES[rate]
+    return (f"{support[FALSE_MATCHES[rate]]} of {support[key]} {words}, "
+            f"{support[positive]} {positive_words}")
+
+
 def rate_table(section: dict[str, Any], value: str, label: str) -> list[str]:
+    """One row per target rate: the result and what it rests on, or why it cannot be measured."""
     rate = value.split("_at_")[1]
-    lines = [f"  {rate.upper():<6} {label:>8} {'threshold':>10} {'achieved':>10}"]
+    lines = [f"  {rate.upper():<6} {label:>8} {'threshold':>10} {'achieved':>10}  rests on"]
     for key, hit in section[value].items():
+        support = section[f"support_at_{rate}"][key]
+        if not support["measurable"]:
+            lines.append(f"  {key:<6} {not_measurable(support, rate)}")
+            continue
         threshold = section[f"threshold_at_{rate}"][key]
         shown = "-" if threshold is None else f"{threshold:.4f}"
         lines.append(f"  {key:<6} {percent(hit):>8} {shown:>10} "
-                     f"{section[f'achieved_{rate}'][key]:>10.5f}")
+                     f"{section[f'achieved_{rate}'][key]:>10.5f}  {rests_on(support, rate)}")
     return lines
 
 
@@ -121,14 +144,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
              f"pairs, EER {percent(ver['eer'])}"]
     lines += rate_table(ver, "tar_at_far", "TAR")
     op = ver["operating_point"]
-    lines.append(f"  at threshold {op['threshold']}: TAR {percent(op['tar'])}, FAR {op['far']:.5f}")
+    lines.append(f"  at threshold {op['threshold']}: TAR {percent(op['tar'])} "
+                 f"({op['genuine_accepts']} of {op['genuine_pairs']} genuine pairs), "
+                 f"FAR {op['far']:.5f} ({op['false_accepts']} of {op['impostor_pairs']} impostor pairs)")
     if ide is not None:
         lines.append(f"open-set 1:N: gallery {ide['gallery_size']}, {ide['mated_probes']} mated / "
                      f"{ide['nonmated_probes']} non-mated probes, rank-1 {percent(ide['rank1'])}")
         lines += rate_table(ide, "fnir_at_fpir", "FNIR")
         op = ide["operating_point"]
         lines.append(f"  at threshold {op['threshold']} and margin {op['margin']}: "
-                     f"FNIR {percent(op['fnir'])}, FPIR {op['fpir']:.4f}")
+                     f"FNIR {percent(op['fnir'])} ({op['missed_mated_probes']} of {op['mated_probes']} "
+                     f"mated probes), FPIR {op['fpir']:.4f} ({op['false_positives']} of "
+                     f"{op['nonmated_probes']} non-mated probes)")
+    lines.append(f"  a rate is measured only from at least {MIN_FALSE_MATCHES} / rate comparisons "
+                 f"(at least {MIN_FALSE_MATCHES} false matches expected at it)")
     return lines
 
 
@@ -145,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(report)))
     for failure in report["failures"]:
         print(f"  failure to acquire: {failure['file']}: {failure['reason']}")
+    for plot in report.get("plots", []):
+        print(f"plot written to {plot}")
     if args.out is not None:
         print(f"report written to {args.out}")
     return 0

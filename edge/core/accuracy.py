@@ -15,6 +15,12 @@ everywhere in this module:
   mate scores ``>= t`` and no non-mate scores higher than the mate (rank 1);
   otherwise it is a miss (FNIR).  A non-mated probe is a false positive when
   its best score is ``>= t`` (FPIR).
+* A false-positive rate ``r`` is *measurable* from ``n`` negative comparisons
+  (impostor pairs, non-mated probes) when ``n * r >= MIN_FALSE_MATCHES`` (10):
+  the threshold then rests on at least ten false matches, and the rate's
+  relative sampling error is about ``1 / sqrt(10)``, a third.  Below that the
+  threshold is set by a handful of the highest negative scores (with
+  ``n * r < 1`` it sits above all of them), so it says little about ``r``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,21 @@ class OperatingPoint:
     threshold: float
     false_rate: float  # achieved FAR or FPIR (<= target)
     miss_rate: float  # FRR (1 - TAR) or FNIR at that threshold
+
+
+MIN_FALSE_MATCHES = 10
+
+
+def comparisons_needed(rate: float) -> int:
+    """Negative comparisons needed to measure ``rate``: ``MIN_FALSE_MATCHES / rate``, rounded up."""
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must be within (0, 1], got {rate}")
+    return max(MIN_FALSE_MATCHES, math.ceil(MIN_FALSE_MATCHES / rate - 1e-6))  # 10 / 1e-3: 10000
+
+
+def is_measurable(rate: float, negatives: int) -> bool:
+    """Whether ``negatives`` comparisons are enough to measure ``rate`` (see the module notes)."""
+    return negatives >= comparisons_needed(rate)
 
 
 def accept_rate(scores: Scores, threshold: float) -> float:

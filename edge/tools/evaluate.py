@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -38,6 +38,9 @@ from edge.vision.card_photo import CardLook, degrade_card
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
 from edge.vision.types import Face
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -381,11 +384,27 @@ def rate_maps(points: Sequence[metrics.OperatingPoint], value: str, achieved: st
     }
 
 
+def support_map(points: Sequence[metrics.OperatingPoint], negatives: tuple[str, int],
+                positives: tuple[str, int], false_matches: str) -> dict[str, dict[str, Any]]:
+    """What each rate rests on: the comparisons behind it, how many a measurement needs
+    (edge.core.accuracy.comparisons_needed) and the false matches at its threshold."""
+    (negative, n), (positive, p) = negatives, positives
+    return {rate_key(point.target): {
+        "measurable": metrics.is_measurable(point.target, n),
+        negative: n,
+        f"{negative}_needed": metrics.comparisons_needed(point.target),
+        false_matches: round(point.false_rate * n),
+        positive: p,
+    } for point in points}
+
+
 def verification_section(genuine: np.ndarray, impostor: np.ndarray, opts: Options) -> dict[str, Any]:
     if genuine.size == 0 or impostor.size == 0:
         raise EvaluationError("verification needs at least one genuine and one impostor pair")
     result = metrics.verification_metrics(genuine, impostor, opts.far_targets)
     section = rate_maps(result.points, "tar_at_far", "achieved_far")
+    section["support_at_far"] = support_map(result.points, ("impostor_pairs", result.n_impostor),
+                                            ("genuine_pairs", result.n_genuine), "false_accepts")
     section.update({
         "eer": round(result.eer.eer, 6),
         "eer_threshold": finite_or_none(result.eer.threshold),
@@ -400,6 +419,10 @@ def verification_section(genuine: np.ndarray, impostor: np.ndarray, opts: Option
             "threshold": opts.threshold,
             "far": round(metrics.accept_rate(impostor, opts.threshold), 8),
             "tar": round(metrics.accept_rate(genuine, opts.threshold), 6),
+            "false_accepts": int(np.count_nonzero(impostor >= opts.threshold)),
+            "impostor_pairs": result.n_impostor,
+            "genuine_accepts": int(np.count_nonzero(genuine >= opts.threshold)),
+            "genuine_pairs": result.n_genuine,
         },
     })
     return section
@@ -410,6 +433,10 @@ def identification_section(
 ) -> dict[str, Any]:
     result = metrics.identification_metrics(scores, opts.fpir_targets)
     section = rate_maps(result.points, "fnir_at_fpir", "achieved_fpir")
+    section["support_at_fpir"] = support_map(result.points, ("nonmated_probes", result.n_nonmated),
+                                             ("mated_probes", result.n_mated), "false_positives")
+    fpir_at_op = metrics.fpir(scores, opts.threshold, opts.margin)
+    fnir_at_op = metrics.fnir(scores, opts.threshold, opts.margin)
     section.update({
         "rank1": round(result.rank1, 6),
         "gallery_size": int(split.gallery.size),
@@ -421,8 +448,12 @@ def identification_section(
         "operating_point": {
             "threshold": opts.threshold,
             "margin": opts.margin,
-            "fpir": round(metrics.fpir(scores, opts.threshold, opts.margin), 6),
-            "fnir": round(metrics.fnir(scores, opts.threshold, opts.margin), 6),
+            "fpir": round(fpir_at_op, 6),
+            "fnir": round(fnir_at_op, 6),
+            "false_positives": round(fpir_at_op * result.n_nonmated),
+            "nonmated_probes": result.n_nonmated,
+            "missed_mated_probes": round(fnir_at_op * result.n_mated),
+            "mated_probes": result.n_mated,
         },
     })
     return section
@@ -556,49 +587,85 @@ class Panel:
     y: np.ndarray
     labels: tuple[str, str]
     log_y: bool
-    marks: list[tuple[float, float]]  # the reported operating points
+    marks: list[tuple[float, float]]  # the measurable target-rate operating points
+    configured: tuple[float, float]  # the configured threshold's (false rate, hit or miss rate)
+    configured_label: str
+    floor: tuple[float, float]  # smallest non-zero rate each axis can show (1 / comparisons)
+
+
+def measurable_marks(section: dict[str, Any], rate: str, hit: str,
+                     as_miss: bool) -> list[tuple[float, float]]:
+    support, achieved, hits = section[f"support_at_{rate}"], section[f"achieved_{rate}"], section[hit]
+    return [(achieved[k], 1.0 - hits[k] if as_miss else hits[k])
+            for k in achieved if support[k]["measurable"]]
 
 
 def plot_panels(evaluation: Evaluation) -> list[Panel]:
     ver, roc = evaluation.report["verification"], evaluation.roc
-    far, tar = ver["achieved_far"], ver["tar_at_far"]
+    op = ver["operating_point"]
+    label = (f"configured threshold {op['threshold']}: FAR {op['false_accepts']}/{op['impostor_pairs']}, "
+             f"TAR {op['genuine_accepts']}/{op['genuine_pairs']}")
+    floor = (1.0 / max(ver["impostor_pairs"], 1), 1.0 / max(ver["genuine_pairs"], 1))
     panels = [
         Panel("roc.png", "ROC (1:1)", roc.false_rate, 1.0 - roc.miss_rate, ("FAR", "TAR"), False,
-              [(far[k], tar[k]) for k in far]),
+              measurable_marks(ver, "far", "tar_at_far", False), (op["far"], op["tar"]), label, floor),
         Panel("det.png", "DET (1:1)", roc.false_rate, roc.miss_rate, ("FAR", "FRR"), True,
-              [(far[k], 1.0 - tar[k]) for k in far]),
+              measurable_marks(ver, "far", "tar_at_far", True), (op["far"], 1.0 - op["tar"]), label, floor),
     ]
     det = evaluation.det_identification
     if det is not None:
         ide = evaluation.report["identification"]
-        fpir, fnir = ide["achieved_fpir"], ide["fnir_at_fpir"]
+        op = ide["operating_point"]
+        label = (f"configured threshold {op['threshold']}, margin {op['margin']}: "
+                 f"FPIR {op['false_positives']}/{op['nonmated_probes']}, "
+                 f"FNIR {op['missed_mated_probes']}/{op['mated_probes']}")
         panels.append(Panel("det_identification.png", "DET (open-set 1:N)", det.false_rate,
-                            det.miss_rate, ("FPIR", "FNIR"), True, [(fpir[k], fnir[k]) for k in fpir]))
+                            det.miss_rate, ("FPIR", "FNIR"), True,
+                            measurable_marks(ide, "fpir", "fnir_at_fpir", False), (op["fpir"], op["fnir"]),
+                            label, (1.0 / max(ide["nonmated_probes"], 1), 1.0 / max(ide["mated_probes"], 1))))
     return panels
 
 
-def write_plots(evaluation: Evaluation, folder: Path) -> list[Path]:
-    """ROC and DET curves as PNG files in ``folder``; returns their paths."""
+def on_log_axis(value: float, floor: float) -> float:
+    """A zero rate drawn at the smallest rate the comparisons can show (a log axis has no 0)."""
+    return max(value, floor)
+
+
+def draw_panel(panel: Panel, title: str) -> Figure:
     # Imported here: matplotlib costs every other command's start-up time.  The
     # Figure API draws with the Agg canvas, no pyplot, no GUI backend, no Qt.
     from matplotlib.figure import Figure  # noqa: PLC0415
 
+    fig = Figure(figsize=(6, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    ax.step(panel.x, panel.y, where="post")
+    if panel.marks:
+        ax.plot(*zip(*panel.marks, strict=True), "o", label="target rates (measurable ones)")
+    x, y = panel.configured
+    label = panel.configured_label
+    if x <= 0.0 or (panel.log_y and y <= 0.0):
+        label += " (a rate of 0 drawn at 1 / comparisons)"
+    x = on_log_axis(x, panel.floor[0])
+    y = on_log_axis(y, panel.floor[1]) if panel.log_y else y
+    ax.plot([x], [y], "*", color="crimson", markersize=14, label=label)
+    ax.set_xscale("log")
+    if panel.log_y:
+        ax.set_yscale("log")
+    ax.set(xlabel=panel.labels[0], ylabel=panel.labels[1], title=f"{panel.kind}: {title}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def write_plots(evaluation: Evaluation, folder: Path) -> list[Path]:
+    """ROC and DET curves as PNG files in ``folder``, the configured operating point
+    marked on each; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     report = evaluation.report
     title = f"{report['dataset']['name']} — pack {report['model_pack']}"
     written = []
     for panel in plot_panels(evaluation):
-        fig = Figure(figsize=(6, 4.5), dpi=100)
-        ax = fig.add_subplot()
-        ax.step(panel.x, panel.y, where="post")
-        ax.plot(*zip(*panel.marks, strict=True), "o", label="reported operating points")
-        ax.set_xscale("log")
-        if panel.log_y:
-            ax.set_yscale("log")
-        ax.set(xlabel=panel.labels[0], ylabel=panel.labels[1], title=f"{panel.kind}: {title}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
-        fig.tight_layout()
-        fig.savefig(folder / panel.filename)
+        draw_panel(panel, title).savefig(folder / panel.filename)
         written.append(folder / panel.filename)
     return written

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -14,9 +16,10 @@ import pytest
 import edge.cli
 from edge.commands.calibrate import set_threshold
 from edge.config import load_config
+from edge.core.accuracy import comparisons_needed, is_measurable
 from edge.tools.evaluate import impostor_pairs, read_pairs, split_open_set
 
-IDENTITIES = 12
+IDENTITIES = 16  # about 2,000 impostor pairs: enough to measure FAR 1e-2, not 1e-3
 PER_IDENTITY = 4
 CORRUPT = "zz_corrupt.jpg"
 NO_FACE = "zz_no_face.png"
@@ -39,7 +42,7 @@ def no_face_image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def small_faces(tmp_path_factory, data_dir) -> Path:
-    """12 identities x up to 4 photos (symlinks), plus one corrupt and one face-less image."""
+    """16 identities x up to 4 photos (symlinks), plus one corrupt and one face-less image."""
     root = tmp_path_factory.mktemp("small") / "faces"
     chosen = [d for d in sorted((data_dir / "faces").iterdir()) if len(list(d.iterdir())) >= 3]
     for folder in chosen[:IDENTITIES]:
@@ -64,11 +67,13 @@ def group_sizes(root: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def faces_run(small_faces, tmp_path_factory, models_dir):
+    """The text run with a JSON report and plots; what it printed is in ``stdout.txt``."""
     out = tmp_path_factory.mktemp("report")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()) as printed:
         mp.setattr(edge.cli, "COMMANDS", ("evaluate",))
         rc = edge.cli.main(["evaluate", "--faces", str(small_faces), "--models", str(models_dir),
                             "--out", str(out / "report.json"), "--plots", str(out / "plots")])
+    (out / "stdout.txt").write_text(printed.getvalue(), encoding="utf-8")
     assert rc == 0
     return json.loads((out / "report.json").read_text()), out
 
@@ -181,10 +186,66 @@ def test_calibrate_refuses_a_config_of_another_pack(small_faces, tmp_path, model
     original = '[models]\npack = "fast"\n\n[recognition]\nthreshold = 0.5\n'
     config.write_text(original)
     rc = edge.cli.main(["calibrate", "--faces", str(small_faces), "--models", str(models_dir),
-                        "--pack", "default", "--target-fpir", "1e-1", "--write-config", str(config)])
+                        "--pack", "default", "--target-fpir", "1e-1", "--write-config", str(config),
+                        "--force"])  # a few dozen probes cannot measure 1e-1: forced past that check
     assert rc == 2
     assert "thresholds do not carry over" in capsys.readouterr().err
     assert config.read_text() == original
+
+
+def test_every_rate_says_what_it_rests_on(faces_run):
+    report, _ = faces_run
+    ver, ide = report["verification"], report["identification"]
+    for section, rate, negatives, positives in ((ver, "far", "impostor_pairs", "genuine_pairs"),
+                                                (ide, "fpir", "nonmated_probes", "mated_probes")):
+        support = section[f"support_at_{rate}"]
+        assert set(support) == set(section[f"achieved_{rate}"])  # one entry per reported rate
+        for key, s in support.items():
+            target = float(key)
+            assert (s[negatives], s[positives]) == (section[negatives], section[positives])
+            assert s[f"{negatives}_needed"] == comparisons_needed(target)
+            assert s["measurable"] is is_measurable(target, section[negatives])
+            false_matches = s["false_accepts" if rate == "far" else "false_positives"]
+            assert false_matches == round(section[f"achieved_{rate}"][key] * section[negatives])
+    # Sixteen identities: FAR 1e-2 is measurable from their ~2,000 impostor pairs, 1e-4 is not.
+    assert ver["support_at_far"]["1e-2"]["measurable"] is True
+    assert ver["support_at_far"]["1e-4"]["measurable"] is False
+    assert not any(s["measurable"] for s in ide["support_at_fpir"].values())
+    op = ver["operating_point"]
+    assert (op["impostor_pairs"], op["genuine_pairs"]) == (ver["impostor_pairs"], ver["genuine_pairs"])
+    assert op["false_accepts"] == round(op["far"] * op["impostor_pairs"])
+
+
+def test_text_marks_unmeasurable_rates_and_says_where_the_plots_went(faces_run):
+    report, out = faces_run
+    text = (out / "stdout.txt").read_text(encoding="utf-8")
+    ver, ide = report["verification"], report["identification"]
+    n = ver["impostor_pairs"]
+    assert f"  1e-4   not measurable: {n} impostor pairs ({comparisons_needed(1e-4)} needed)" in text
+    assert f"  1e-3   not measurable: {ide['nonmated_probes']} non-mated probes" in text
+    row = next(line for line in text.splitlines() if line.startswith("  1e-2 "))
+    s = ver["support_at_far"]["1e-2"]
+    assert row.endswith(f"{s['false_accepts']} of {n} impostor pairs, {ver['genuine_pairs']} genuine")
+    for plot in report["plots"]:
+        assert f"plot written to {plot}\n" in text
+        assert Path(plot).is_file()
+
+
+def test_calibrate_refuses_to_write_a_threshold_it_cannot_measure(small_faces, tmp_path, models_dir, capsys):
+    config = tmp_path / "edge.toml"
+    argv = ["calibrate", "--faces", str(small_faces), "--models", str(models_dir),
+            "--target-far", "1e-4", "--write-config", str(config)]
+    assert edge.cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not measurable: " in err and f"({comparisons_needed(1e-4)} needed" in err
+    assert "--force" in err
+    assert not config.exists()
+    assert edge.cli.main([*argv, "--force", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["measurable"] is False
+    assert result["negatives_needed"] == comparisons_needed(1e-4) > result["negatives"]
+    assert load_config(config).recognition.threshold == result["threshold"]
+    assert "forced" in config.read_text()
 
 
 @pytest.mark.parametrize(("argv", "message"), [
