@@ -8,6 +8,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -193,7 +194,7 @@ def test_calibrate_refuses_a_config_of_another_pack(small_faces, tmp_path, model
     assert config.read_text() == original
 
 
-def test_every_rate_says_what_it_rests_on(faces_run):
+def test_every_rate_says_what_it_rests_on(faces_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = faces_run
     ver, ide = report["verification"], report["identification"]
     for section, rate, negatives, positives in ((ver, "far", "impostor_pairs", "genuine_pairs"),
@@ -216,7 +217,8 @@ def test_every_rate_says_what_it_rests_on(faces_run):
     assert op["false_accepts"] == round(op["far"] * op["impostor_pairs"])
 
 
-def test_text_marks_unmeasurable_rates_and_says_where_the_plots_went(faces_run):
+def test_text_marks_unmeasurable_rates_and_says_where_the_plots_went(
+        faces_run: tuple[dict[str, Any], Path]) -> None:
     report, out = faces_run
     text = (out / "stdout.txt").read_text(encoding="utf-8")
     ver, ide = report["verification"], report["identification"]
@@ -231,7 +233,8 @@ def test_text_marks_unmeasurable_rates_and_says_where_the_plots_went(faces_run):
         assert Path(plot).is_file()
 
 
-def test_calibrate_refuses_to_write_a_threshold_it_cannot_measure(small_faces, tmp_path, models_dir, capsys):
+def test_calibrate_refuses_to_write_a_threshold_it_cannot_measure(
+        small_faces: Path, tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "edge.toml"
     argv = ["calibrate", "--faces", str(small_faces), "--models", str(models_dir),
             "--target-far", "1e-4", "--write-config", str(config)]

@@ -229,14 +229,15 @@ def test_bad_shapes_are_rejected():
 
 @pytest.mark.parametrize(("rate", "needed"), [(1e-1, 100), (1e-2, 1_000), (1e-3, 10_000), (1e-4, 100_000),
                                               (1e-5, 1_000_000), (5e-2, 200), (3e-3, 3_334), (1.0, 10)])
-def test_comparisons_needed_expect_ten_false_matches(rate, needed):
+def test_comparisons_needed_expect_ten_false_matches(rate: float, needed: int) -> None:
     assert m.comparisons_needed(rate) == needed
     assert m.is_measurable(rate, needed)
     assert not m.is_measurable(rate, needed - 1)
 
 
 @given(st.floats(min_value=1e-7, max_value=1.0), st.integers(min_value=0, max_value=10**9))
-def test_a_rate_is_measurable_exactly_when_ten_false_matches_are_expected(rate, negatives):
+def test_a_rate_is_measurable_exactly_when_ten_false_matches_are_expected(rate: float,
+                                                                           negatives: int) -> None:
     expected_false_matches = negatives * rate
     if expected_false_matches >= m.MIN_FALSE_MATCHES * (1 + 1e-6):
         assert m.is_measurable(rate, negatives)
@@ -245,6 +246,6 @@ def test_a_rate_is_measurable_exactly_when_ten_false_matches_are_expected(rate, 
 
 
 @pytest.mark.parametrize("rate", [0.0, -1e-3, 1.5])
-def test_comparisons_needed_rejects_a_rate_outside_0_1(rate):
+def test_comparisons_needed_rejects_a_rate_outside_0_1(rate: float) -> None:
     with pytest.raises(ValueError, match="rate must be within"):
         m.comparisons_needed(rate)
