@@ -20,6 +20,7 @@ from ui.devices.idcard.card import (
     CardReadError,
     IdCard,
     card_from_blocks,
+    card_from_text,
     encode_text,
 )
 from ui.devices.idcard.samples import sample_cards, write_deck
@@ -82,6 +83,14 @@ def test_permit_has_pass_number_and_issue_count() -> None:
     parsed = card_from_blocks(encode_text(CARDS[2]))
     assert (parsed.pass_number, parsed.issue_count) == ("H12345678", "01")
     assert parsed.type_name == "港澳台居民居住证"
+
+
+def test_a_card_is_built_from_text_fields_only() -> None:
+    """A text value never lands in a bytes field (photo, fingerprint): such a name is refused."""
+    fields = text_fields(CARDS[0])
+    assert text_fields(card_from_text(fields)) == fields
+    with pytest.raises(TypeError, match="photo_jpeg"):
+        card_from_text({**fields, "photo_jpeg": "not a photo"})
 
 
 def test_unknown_flag_is_refused() -> None:

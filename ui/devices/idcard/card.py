@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -118,6 +119,18 @@ class IdCard(rules.CardFacts):
         return out
 
 
+TEXT_FIELDS = frozenset(f.name for f in fields(IdCard) if f.type == "str")
+
+
+def card_from_text(values: Mapping[str, str], *, photo_wlt: bytes = b"", fingerprint: bytes = b"") -> IdCard:
+    """An IdCard from its text fields by name; TypeError for a name that is not one."""
+    unknown = sorted(set(values) - TEXT_FIELDS)
+    if unknown:
+        raise TypeError(f"not a text field of the card: {', '.join(unknown)}")
+    text: dict[str, Any] = dict(values)  # every value a str (see above); Any only to pass them beside bytes
+    return IdCard(photo_wlt=photo_wlt, fingerprint=fingerprint, **text)
+
+
 def _decode_ucs2(block: bytes) -> str:
     try:
         text = block.decode("utf-16-le")
@@ -159,7 +172,7 @@ def parse_text(text: bytes) -> dict[str, str]:
 
 def card_from_blocks(text: bytes, photo: bytes = b"", fingerprint: bytes = b"") -> IdCard:
     """An IdCard from the raw blocks of a read (photo not yet decoded)."""
-    return IdCard(photo_wlt=bytes(photo), fingerprint=bytes(fingerprint), **parse_text(text))
+    return card_from_text(parse_text(text), photo_wlt=bytes(photo), fingerprint=bytes(fingerprint))
 
 
 def encode_text(card: IdCard) -> bytes:

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from ui.devices.idcard.card import CardReadError, IdCard, card_from_blocks
+from ui.devices.idcard.card import CardReadError, IdCard, card_from_blocks, card_from_text
 from ui.devices.idcard.protocol import SW_FOUND, SW_OK, status_error
 
 
@@ -129,4 +129,4 @@ class TermbReader:
         for name in ("birth", "valid_from", "valid_to"):  # some builds print 2020.01.31
             if values[name] != "长期":
                 values[name] = "".join(ch for ch in values[name] if ch.isdigit())
-        return IdCard(card_type=" ", gender=gender, **values)
+        return card_from_text({**values, "card_type": " ", "gender": gender})

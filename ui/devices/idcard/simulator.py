@@ -33,7 +33,7 @@ from typing import Any
 
 from edge.core import idcard_rules as rules
 from edge.core.errors import BranchEdgeError
-from ui.devices.idcard.card import IdCard, encode_text
+from ui.devices.idcard.card import IdCard, card_from_text, encode_text
 from ui.devices.idcard.frames import PREAMBLE, Command, FrameReceiver, Response
 from ui.devices.idcard.photo import SimulatorPhotoDecoder
 
@@ -87,7 +87,8 @@ def _sim_card(entry: dict[str, Any], base: Path, decoder: SimulatorPhotoDecoder)
     fingerprint = bool(entry.pop("fingerprint", False))
     wlt = decoder.add(image) if image else bytes(1024)
     try:
-        card = IdCard(card_type=kind.flag, photo_wlt=wlt, **{k: str(v) for k, v in entry.items()})
+        text = {k: str(v) for k, v in entry.items()}
+        card = card_from_text({**text, "card_type": kind.flag}, photo_wlt=wlt)
         encode_text(card)
     except (TypeError, ValueError) as exc:
         raise SimulatorError(f"bad card entry: {exc}") from exc
