@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from importlib.metadata import distributions
 from pathlib import Path
@@ -46,3 +48,17 @@ def test_readme_config_example_is_valid():
     example = re.search(r"```toml\n(branch_id.*?)```", readme, re.S)
     assert example, "README has a full ```toml config example starting with branch_id"
     EdgeConfig.model_validate(tomllib.loads(example.group(1)))
+
+
+def test_the_build_ships_the_data_folders_without_a_setuptools_warning(tmp_path: Path) -> None:
+    """models/packs and mqtt/schemas hold data only: the build must ship them and not warn
+    that an importable folder is missing from the packages (warnings are errors here)."""
+    out = tmp_path / "build"
+    build = ("import sys, setuptools; "
+             "sys.argv[:] = ['setup.py', '-q', 'build_py', '-d', sys.argv[1]]; setuptools.setup()")
+    run = subprocess.run([sys.executable, "-W", "error", "-c", build, str(out)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for data in ("models/packs/default.toml", "mqtt/schemas/arrival-1.json", "edge/counter/policies.toml",
+                 "mqtt/mosquitto.template.conf"):
+        assert (out / data).is_file(), f"{data} is not in the build"
