@@ -2,8 +2,9 @@
 
 Every section is a pydantic model with bounds, so a bad value is reported with
 the dotted key and the allowed range (``recognition.threshold: Input should be
-less than or equal to 1``).  Defaults are the documented, measured ones; see
-README "Configuration".
+less than or equal to 1``).  Defaults are the documented, measured ones.  Every
+field's description goes into the generated reference (docs/reference/configuration.md,
+``make docs``), so a new key needs one.
 """
 
 from __future__ import annotations
@@ -35,27 +36,28 @@ class RuntimeConfig(Section):
         "auto", description="gpu: fail when no GPU provider; auto: GPU when present"
     )
     intra_op_threads: int = Field(0, ge=0, le=64, description="0 = one per core")
-    inter_op_threads: int = Field(1, ge=1, le=16)
-    graph_optimization: Literal["disabled", "basic", "extended", "all"] = "all"
-    gpu_device_id: int = Field(0, ge=0, le=15)
+    inter_op_threads: int = Field(1, ge=1, le=16, description="threads running independent graph nodes")
+    graph_optimization: Literal["disabled", "basic", "extended", "all"] = Field(
+        "all", description="ONNX Runtime graph optimisation level")
+    gpu_device_id: int = Field(0, ge=0, le=15, description="which GPU, when the device is a GPU")
 
 
 class DetectionConfig(Section):
-    input_size: int = Field(640, ge=128, le=1920, multiple_of=32)
-    score_threshold: float = Field(0.5, ge=0.05, le=0.99)
-    nms_threshold: float = Field(0.4, ge=0.1, le=0.9)
-    max_faces: int = Field(32, ge=1, le=256)
+    input_size: int = Field(640, ge=128, le=1920, multiple_of=32, description="detector input side (photos)")
+    score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="faces scoring below are dropped")
+    nms_threshold: float = Field(0.4, ge=0.1, le=0.9, description="IoU above which overlapping boxes merge")
+    max_faces: int = Field(32, ge=1, le=256, description="faces kept per image, primary first")
     # Tight face crops (ID photos, 160x160 portraits) need context around the
-    # face before SCRFD finds it; see README "Face engine".
-    pad_retry: bool = True
+    # face before SCRFD finds it (docs/design/face-engine.md).
+    pad_retry: bool = Field(True, description="no face found: retry once with a black border (tight crops)")
 
 
 class QualityConfig(Section):
-    min_det_score: float = Field(0.6, ge=0.0, le=1.0)
-    min_interocular_px: float = Field(20.0, ge=4.0, le=400.0)
+    min_det_score: float = Field(0.6, ge=0.0, le=1.0, description="lower detector scores: low_det_score")
+    min_interocular_px: float = Field(20.0, ge=4.0, le=400.0, description="closer eyes: too_small")
     min_blur: float = Field(30.0, ge=0.0, le=10_000.0, description="Laplacian variance, 112x112 crop")
-    max_yaw_deg: float = Field(40.0, ge=5.0, le=90.0)
-    max_pitch_deg: float = Field(35.0, ge=5.0, le=90.0)
+    max_yaw_deg: float = Field(40.0, ge=5.0, le=90.0, description="head turned further: extreme_pose")
+    max_pitch_deg: float = Field(35.0, ge=5.0, le=90.0, description="head tilted further: extreme_pose")
 
 
 class RecognitionConfig(Section):
@@ -64,7 +66,7 @@ class RecognitionConfig(Section):
         description="cosine; default: the model pack's threshold calibrated on faces_asia",
     )
     margin: float = Field(0.05, ge=0.0, le=1.0, description="best minus runner-up customer")
-    batch_size: int = Field(16, ge=1, le=256)
+    batch_size: int = Field(16, ge=1, le=256, description="faces embedded per recognizer call")
 
 
 class LivenessConfig(Section):
@@ -72,12 +74,14 @@ class LivenessConfig(Section):
 
 
 class GalleryConfig(Section):
-    backend: Literal["exact", "int8", "ivf"] = "exact"
-    top_k: int = Field(10, ge=2, le=100)
+    backend: Literal["exact", "int8", "ivf"] = Field(
+        "exact", description="template search: exact float32, int8 codes, or faiss IVF (huge galleries)")
+    top_k: int = Field(10, ge=2, le=100, description="templates fetched per search (at least one more "
+                       "than any customer holds is fetched anyway)")
 
 
 class StoreConfig(Section):
-    path: Path = Path("branch-edge.db")
+    path: Path = Field(Path("branch-edge.db"), description="the branch's SQLite store (--db overrides)")
     key_file: Path | None = Field(None, description="32-byte key file (hex or raw), mode 0600")
     key_env: str = Field("BRANCH_EDGE_KEY", description="environment variable with the hex key")
     old_key_files: list[Path] = Field(
@@ -86,12 +90,14 @@ class StoreConfig(Section):
 
 
 class EnrolConfig(Section):
-    review: Literal["off", "standard", "strict"] = "standard"
-    require_liveness: bool = False
-    max_templates_per_customer: int = Field(10, ge=1, le=100)
+    review: Literal["off", "standard", "strict"] = Field(
+        "standard", description="how closely each photo is reviewed (--review overrides)")
+    require_liveness: bool = Field(False, description="reject photos under liveness.threshold (live photos)")
+    max_templates_per_customer: int = Field(10, ge=1, le=100, description="the best photos by quality stay")
     # A second face this large (area relative to the largest) that the detector is sure
     # of (score >= quality.min_det_score) makes a photo ambiguous: "several_faces".
-    several_faces_area_ratio: float = Field(0.25, ge=0.0, le=1.0)
+    several_faces_area_ratio: float = Field(
+        0.25, ge=0.0, le=1.0, description="a second face this large, relative to the main one: several_faces")
 
 
 class TrackingConfig(Section):
@@ -142,12 +148,12 @@ class CameraConfig(Section):
         "lobby", description="counter: frames serve authorization requests, never lobby recognition"
     )
     rtsp_listen: bool = Field(False, description="rtsp: wait for the camera to push (RECORD)")
-    rtsp_transport: Literal["tcp", "udp"] = "tcp"
-    open_timeout_s: float = Field(10.0, ge=0.5, le=120.0)
-    read_timeout_s: float = Field(5.0, ge=0.5, le=120.0)
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="rtsp: transport of the stream")
+    open_timeout_s: float = Field(10.0, ge=0.5, le=120.0, description="opening the source may take this long")
+    read_timeout_s: float = Field(5.0, ge=0.5, le=120.0, description="one blocking read may take this long")
     stale_after_s: float = Field(5.0, ge=0.2, le=600.0, description="no new frame this long: restart")
-    backoff_min_s: float = Field(1.0, ge=0.05, le=600.0)
-    backoff_max_s: float = Field(60.0, ge=0.1, le=3600.0)
+    backoff_min_s: float = Field(1.0, ge=0.05, le=600.0, description="first restart delay, then doubled")
+    backoff_max_s: float = Field(60.0, ge=0.1, le=3600.0, description="longest restart delay")
 
     @model_validator(mode="after")
     def _check_backoff(self) -> CameraConfig:
@@ -157,7 +163,8 @@ class CameraConfig(Section):
 
 
 class LoggingConfig(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="records below this level are dropped; customer ids only at DEBUG")
     format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
     file: Path | None = Field(None, description="also log here, rotated; stderr then gets WARNING+")
     max_bytes: int = Field(10_000_000, ge=1_000, le=10_000_000_000, description="rotate at this size")
@@ -165,7 +172,7 @@ class LoggingConfig(Section):
 
 
 class MetricsConfig(Section):
-    """Prometheus endpoint (README "Operations" -> "Metrics")."""
+    """Prometheus endpoint (docs/operations/metrics.md)."""
 
     enabled: bool = Field(True, description="serve /metrics while the daemon runs")
     bind: str = Field("127.0.0.1", min_length=1, description="address; 0.0.0.0 exposes it on the LAN")
@@ -178,7 +185,7 @@ class DaemonConfig(Section):
 
 
 class RetentionConfig(Section):
-    """What is deleted when (edge.store.retention; README "Privacy")."""
+    """What is deleted when (edge.store.retention; docs/operations/retention.md)."""
 
     live_captures_h: float = Field(24.0, gt=0.0, le=720.0, description="live face images kept at most")
     audit_days: int = Field(1825, ge=0, le=36_500, description="audit entries kept; 0 = forever")
@@ -186,7 +193,7 @@ class RetentionConfig(Section):
 
 
 class CrmConfig(Section):
-    """Portrait, recommendations and outcome linking (docs/readme/portrait.md)."""
+    """Portrait, recommendations and outcome linking (docs/design/portrait.md)."""
 
     path: Path | None = Field(None, description="CRM tables' database; default: the store's file")
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="language of reasons on the PAD")
@@ -194,13 +201,14 @@ class CrmConfig(Section):
     segments: int = Field(6, ge=2, le=30, description="customer segments (k-means clusters)")
     maturity_days: int = Field(30, ge=1, le=180, description="raise maturities this many days ahead")
     birthday_days: int = Field(7, ge=1, le=31, description="raise birthdays this many days ahead")
-    assessment_warning_days: int = Field(30, ge=0, le=365)
+    assessment_warning_days: int = Field(30, ge=0, le=365, description="raise assessments expiring this soon")
     idle_balance: float = Field(500_000.0, ge=0.0, le=1e10, description="current account, CNY")
     attribution_days: int = Field(90, ge=1, le=730, description="purchase after a visit counts")
 
 
 class EdgeConfig(Section):
-    branch_id: str = Field("demo-branch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    branch_id: str = Field("demo-branch", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                           description="this branch: its topics live under bank/v1/branch/{branch_id}/")
     models: ModelsConfig = ModelsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     detection: DetectionConfig = DetectionConfig()

@@ -20,7 +20,7 @@ class MqttConfig(BaseModel):
     host: str | None = Field(
         None, description="broker host; empty: the demo starts the embedded loopback broker"
     )
-    port: int = Field(8883, ge=1, le=65535)
+    port: int = Field(8883, ge=1, le=65535, description="broker port (TLS)")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
     device_id: str = Field("edge", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="this device")
     client_id: str | None = Field(None, max_length=64, description="default: device_id")
@@ -29,14 +29,15 @@ class MqttConfig(BaseModel):
     ca_file: Path | None = Field(None, description="CA certificate; set it to turn TLS on")
     cert_file: Path | None = Field(None, description="this device's client certificate")
     key_file: Path | None = Field(None, description="this device's private key (mode 0600)")
-    keepalive_s: int = Field(30, ge=5, le=600)
-    reconnect_min_s: float = Field(0.5, ge=0.05, le=60)
-    reconnect_max_s: float = Field(30.0, ge=0.1, le=600)
+    keepalive_s: int = Field(30, ge=5, le=600, description="seconds between keep-alive pings")
+    reconnect_min_s: float = Field(0.5, ge=0.05, le=60, description="first reconnect delay, then doubled")
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=600, description="longest reconnect delay")
     outbox_path: Path = Field(Path("mqtt-outbox.db"), description="SQLite outbox (':memory:' ok)")
     seen_ids_path: Path = Field(Path("mqtt-seen.db"), description="SQLite de-duplication store")
-    seen_ids_ttl_s: float = Field(7 * 86400, ge=60, le=90 * 86400)
-    seen_ids_max: int = Field(200_000, ge=1000, le=10_000_000)
-    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024, le=16 * 1024 * 1024)
+    seen_ids_ttl_s: float = Field(7 * 86400, ge=60, le=90 * 86400, description="ids remembered this long")
+    seen_ids_max: int = Field(200_000, ge=1000, le=10_000_000, description="at most this many ids kept")
+    max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024, le=16 * 1024 * 1024,
+                                   description="larger payloads are rejected before parsing")
     max_inflight: int = Field(50, ge=1, le=1000, description="unacknowledged QoS 1 publishes")
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from edge.store.crypto import KeyRing, blob_key_id_of, load_key_ring, read_key_f
 MAX_HEAD_BYTES = 4096
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("audit", help="the store's append-only audit log")
     asub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = asub.add_parser("verify", help="check the hash chain and its MACs; exit 1 when tampered")

@@ -20,7 +20,7 @@ from edge.store.database import open_configured
 from mqtt.client import BranchClient, Identity
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("auth", help="counter authorization (ID card + face)")
     actions = parser.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="answer authorization requests over MQTT until stopped")

@@ -10,7 +10,7 @@ from edge.config import load_config
 from edge.store.backup import backup_store
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("backup", help="online backup of the store (stays encrypted)")
     parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")
     parser.add_argument("--out", type=Path, required=True, help="backup file to create")

@@ -17,7 +17,7 @@ BENCHES = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("bench", help="benchmarks (gallery search, ...)")
     benches = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     for name in BENCHES:

@@ -36,7 +36,7 @@ def target_rate(text: str) -> float:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("calibrate", help="recognition threshold for a target FAR or FPIR")
     parser.add_argument("--faces", type=Path, required=True,
                         help="folder of <identity>/<images> that look like the customers")

@@ -42,7 +42,7 @@ class Check:
     fix: str = ""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("doctor", help="check models, cameras, broker, store, disk and clock")
     parser.add_argument("--config", type=Path, help="edge TOML config (default: $BRANCH_EDGE_CONFIG)")
     parser.add_argument("--models", type=Path, help="model folder (default: models.dir / env)")

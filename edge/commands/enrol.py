@@ -21,7 +21,7 @@ from edge.store.database import open_configured
 from edge.vision.engine import FaceEngine
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("enrol", help="enrol customers' photos (needs recorded consent)")
     parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")
     parser.add_argument("--photos", type=Path, required=True,

@@ -12,7 +12,7 @@ from edge.store.database import open_configured
 from edge.store.retention import forget_customer, open_outbox
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("erase", help="erase a customer's face data (consent withdrawn)")
     parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")
     parser.add_argument("--customer", required=True, help="customer id")

@@ -42,7 +42,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("evaluate", help="accuracy of a model pack on labelled faces")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--faces", type=Path, help="folder of <identity>/<images>")

@@ -12,7 +12,7 @@ from pathlib import Path
 from edge.commands.crm import add_db_arguments, crm_db, parse_day
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("evaluate-recommender",
                             help="hit-rate@3 and coverage of recommendations on later purchases")
     parser.add_argument("--horizon", type=int, default=180, help="days of held-out purchases (default 180)")

@@ -15,7 +15,7 @@ from edge.store.database import Store
 from edge.store.rotation import DEFAULT_BATCH, RotationReport, rotate_store
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("keys", help="encryption keys for the store")
     ksub = parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     generate = ksub.add_parser("generate", help="write a new random key file (mode 0600)")
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_rotate(ksub)
 
 
-def _register_rotate(ksub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_rotate(ksub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate = ksub.add_parser("rotate", help="re-encrypt templates and photos under a new key, online")
     rotate.add_argument("--new-key", type=Path, required=True, help="the new key file (0600)")
     rotate.add_argument("--old-key", type=Path, action="append", default=[],

@@ -26,7 +26,7 @@ STATUS_TEXT = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("models", help="model packs: list and verify")
     msub = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     verify = msub.add_parser("verify", help="check every file's digest and show its licence")

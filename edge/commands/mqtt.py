@@ -19,7 +19,7 @@ from mqtt.embedded import EmbeddedBroker
 from mqtt.jsonschema import write_schemas
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("mqtt", help="MQTT message schemas and the embedded demo broker")
     verbs = parser.add_subparsers(dest="mqtt_command", required=True, metavar="VERB")
     schemas = verbs.add_parser("schemas", help="write the JSON Schemas of all message types")

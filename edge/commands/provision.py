@@ -16,7 +16,7 @@ from mqtt.provision.run import BrokerOptions, CentralLink
 from mqtt.topics import TopicError, check_id
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("provision", help="create the branch broker's CA, device credentials and ACL")
     parser.add_argument("--branch", required=True, help="branch id ([A-Za-z0-9_-]{1,64})")
     parser.add_argument("--devices", type=Path, required=True, help="devices.toml ([[devices]] id, role)")

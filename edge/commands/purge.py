@@ -11,7 +11,7 @@ from edge.store.database import Store, open_configured
 from edge.store.retention import RetentionJob, open_outbox
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("purge", help="delete expired live captures and audit entries past policy")
     parser.add_argument("--config", type=Path, help="edge TOML config (default: $BRANCH_EDGE_CONFIG)")
     parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")

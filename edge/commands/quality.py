@@ -18,7 +18,7 @@ from edge.vision.imageio import IMAGE_SUFFIXES, load_image
 PERCENTILES = (1, 5, 50, 95, 99)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("quality", help="quality-measure percentiles over a photo folder")
     parser.add_argument("--faces", type=Path, required=True, help="folder of <identity>/<images>")
     parser.add_argument("--config", type=Path,

@@ -11,7 +11,7 @@ from typing import Any
 from edge.commands.crm import add_db_arguments, crm_db, parse_day
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("report", help="reports (outcomes: recommendation conversion)")
     kinds = parser.add_subparsers(dest="report", required=True, metavar="REPORT")
     outcomes = kinds.add_parser("outcomes", help="conversion by RM, product and segment (CSV + PNG)")

@@ -12,7 +12,7 @@ from edge.store.backup import restore_store
 from edge.store.crypto import load_key_ring
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("restore", help="restore the store from a backup (verified first)")
     parser.add_argument("--backup", type=Path, required=True, help="file made by branch-edge backup")
     parser.add_argument("--db", type=Path, help="store database (default: store.path in config)")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("run", help="run the camera daemon: cameras -> arrivals over MQTT")
     parser.add_argument("--config", type=Path, help="edge TOML config (default: $BRANCH_EDGE_CONFIG)")
     parser.add_argument("--models", type=Path, help="model folder (default: models.dir / env)")

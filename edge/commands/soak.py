@@ -12,7 +12,7 @@ from pathlib import Path
 from edge.commands.argtypes import bounded_float, bounded_int
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("soak", help="long run with looped cameras and PADs: leaks and latency trends")
     parser.add_argument("--cameras", type=bounded_int(1, 16), default=4, help="looped cameras (default 4)")
     parser.add_argument("--pads", type=bounded_int(1, 200), default=20, help="RM PAD clients (default 20)")

@@ -16,7 +16,7 @@ def default_background() -> Path | None:
     return Path(data) / "video" / "royal_opera_house_walk_1080p.mp4" if data else None
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("synth", help="synthetic test media with ground truth")
     kinds = parser.add_subparsers(dest="synth_command", required=True, metavar="KIND")
     lobby = kinds.add_parser("lobby", help="people walking toward a lobby camera, from face photos")

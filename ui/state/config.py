@@ -49,7 +49,7 @@ class PadConfig(BaseModel):
     branch_id: str = Field(pattern=ID, description="the branch this PAD belongs to")
     role: Role = Field("rm", description="which page the app shows")
     rm_id: str | None = Field(None, pattern=ID, description="RM using this tablet; default: device id")
-    language: Language = Field("zh-CN")
+    language: Language = Field("zh-CN", description="the app's language (--language overrides)")
     sound: bool = Field(True, description="beep on a new arrival")
     expiry_check_s: float = Field(1.0, ge=0.1, le=60, description="how often expired arrivals drop out")
     mqtt_file: Path | None = Field(None, description="provisioned mqtt.toml to read [mqtt] from")

@@ -257,7 +257,7 @@ def backend_list(text: str) -> tuple[Backend, ...]:
     return tuple(b for b in BACKENDS if b in names)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("gallery", help="gallery search: build time, memory, latency, accuracy")
     parser.add_argument("--size", type=bounded_int(100, 5_000_000), default=1_000_000,
                         help="templates in the gallery (default 1000000)")

@@ -12,7 +12,7 @@ from edge.core.errors import BranchEdgeError
 from mqtt.bench import BenchOptions, run_bench
 
 
-def register(benches: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = benches.add_parser("mqtt", help="publish-to-receive latency over TLS with real Mosquitto")
     bench.add_argument("--pads", type=int, default=20, help="subscribing RM PADs (default 20)")
     bench.add_argument("--rate", type=float, default=50.0, help="arrivals per second (default 50)")

@@ -30,7 +30,7 @@ from edge.tools.demo.lobby import run_lobby_demo
 from edge.vision.engine import FaceEngine
 
 
-def register(benches: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(benches: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = benches.add_parser("notify", help="time to notify: face big enough -> arrival on a PAD")
     parser.add_argument("--faces", type=Path, help="labelled photos (default: $BRANCH_EDGE_DATA/faces)")
     parser.add_argument("--visitors", type=int, default=8, help="customers walking in (default 8)")

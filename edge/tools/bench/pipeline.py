@@ -335,7 +335,7 @@ def capacity_report(video: Path, meters: list[CameraMeter], sources: list[PacedC
 
 # -- command -----------------------------------------------------------------------
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("pipeline", help="lobby pipeline vs the plain insightface loop; capacity")
     parser.add_argument("--video", type=Path, required=True, help="video file (e.g. the opera walk)")
     parser.add_argument("--gallery", type=Path, help="store database whose templates form the gallery")
