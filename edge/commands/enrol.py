@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge.config import load_config
 from edge.core.errors import StoreError
+from edge.core.safe_output import console_text
 from edge.enrol.enrolment import REASONS, EnrolReport, enrol_folder
 from edge.store.base import parse_time
 from edge.store.database import open_configured
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--photos", type=Path, required=True,
                         help="folder: one sub-folder per customer id, or photos named by --customers")
     parser.add_argument("--customers", type=Path, help="CSV mapping photos to customers")
+    parser.add_argument("--encoding", help="encoding of the --customers CSV (default: UTF-8 with or "
+                        "without BOM, else GB18030)")
     parser.add_argument("--review", choices=("off", "standard", "strict"),
                         help="cross-photo review (default: enrol.review in config)")
     parser.add_argument("--consent-channel",
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             store, engine, cfg, args.photos, customers_csv=args.customers, review=args.review,
             progress=False if args.no_progress or args.json else None,
             consent_channel=args.consent_channel, consent_time=args.consent_time,
-            actor=args.actor or f"cli:{getpass.getuser()}")
+            actor=args.actor or f"cli:{getpass.getuser()}", csv_encoding=args.encoding)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.all_accepted else 1
 
@@ -82,6 +85,12 @@ def format_report(report: EnrolReport) -> str:
     lines.append(f"total: {totals['photos']} photos, {totals['accepted']} accepted, "
                  f"{totals['already_enrolled']} already enrolled, {totals['rejected']} rejected "
                  f"in {report.seconds:.1f} s")
+    noted = [r for r in report.results if r.notes]
+    if noted:
+        lines.append("notes:")
+        lines += [f"  {r.photo}: {note}" for r in noted for note in r.notes]
     if report.ignored:
         lines.append(f"ignored (not in a customer folder): {', '.join(report.ignored)}")
-    return "\n".join(lines)
+    # Names and messages come from outside (folder and file names): no control or bidi
+    # characters reach the terminal.
+    return "\n".join(console_text(line) for line in lines)

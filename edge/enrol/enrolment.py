@@ -32,11 +32,17 @@ from tqdm import tqdm
 
 from edge.config import EdgeConfig
 from edge.core.errors import EngineError, ImageError, StoreError
-from edge.enrol.sources import CustomerItem, PhotoItem, customers_from_csv, customers_from_folders
+from edge.enrol.sources import (
+    CustomerItem,
+    PhotoItem,
+    customers_from_csv,
+    customers_from_folders,
+    read_photo,
+)
 from edge.store.customers import check_customer_id
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
-from edge.vision.imageio import decode_image
+from edge.vision.imageio import MAX_IMAGE_BYTES, decode_checked
 from edge.vision.types import FaceObservation
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,10 @@ REASONS = {
     "duplicate_of_other_customer": "the same photo is enrolled for another customer",
     "template_limit": "the customer already has the maximum number of templates",
     "changed_during_enrolment": "the file changed while it was being enrolled",
+    "outside_folder": "the file's real path is outside the photos folder (a symlink)",
+    "not_a_regular_file": "a device, FIFO or socket, not a photo file",
+    "processing_failed": "an unexpected error while processing the photo (logged)",
+    "write_failed": "the customer's photos could not be written to the store (logged)",
 }
 
 
@@ -79,9 +89,10 @@ class PhotoResult:
     reason: str | None = None
     message: str = ""
     template_id: int | None = None
+    notes: tuple[str, ...] = ()  # oddities that did not stop the photo (padding, wrong suffix, name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "notes": list(self.notes)}
 
 
 @dataclass
@@ -134,18 +145,20 @@ class Candidate:
     embedding: np.ndarray
     quality: dict[str, float]
     rank: float  # quality score: the best photos win when the template limit is hit
+    notes: tuple[str, ...] = ()
 
 
 def enrol_folder(store: Store, engine: FaceEngine, cfg: EdgeConfig, photos_dir: Path, *,
                  customers_csv: Path | None = None, review: Review | None = None,
                  progress: bool | None = None, consent_channel: str | None = None,
-                 consent_time: datetime | None = None, actor: str = "enrol") -> EnrolReport:
+                 consent_time: datetime | None = None, actor: str = "enrol",
+                 csv_encoding: str | None = None) -> EnrolReport:
     """Enrol ``photos_dir`` (one folder per customer, or as mapped by ``customers_csv``).
 
     ``progress=None`` shows a progress bar only when stderr is a terminal.
     """
     if customers_csv is not None:
-        customers, ignored = customers_from_csv(photos_dir, customers_csv), list[str]()
+        customers, ignored = customers_from_csv(photos_dir, customers_csv, csv_encoding), list[str]()
     else:
         customers, ignored = customers_from_folders(photos_dir, consent_channel, consent_time)
     enroller = Enroller(store, engine, cfg, review or cfg.enrol.review, actor)
@@ -180,7 +193,13 @@ class Enroller:
         candidates = self._analyse_all(admitted, report, progress)
         verdicts = Reviewer(self.store, self.cfg, self.pack, self.review).review(candidates)
         for customer in admitted:
-            report.results += self._write(customer, candidates, verdicts, report)
+            try:
+                report.results += self._write(customer, candidates, verdicts, report)
+            except Exception as err:  # the transaction rolled back; the next customer still runs
+                log.exception("enrolment: writing customer %s failed", customer.customer_id)
+                report.results += [_reject(c.item, "write_failed", f"{c.item.name}: not written "
+                                           f"({type(err).__name__})")
+                                   for c in candidates if c.item.customer_id == customer.customer_id]
         report.results.sort(key=lambda r: (r.customer_id, r.photo))
         report.seconds = time.perf_counter() - started
         log.info("enrolment: %d photos, %d accepted, %d rejected", len(report.results),
@@ -208,7 +227,12 @@ class Enroller:
         items = [p for c in customers for p in c.photos]
         candidates = []
         for item in _progress(items, progress):
-            outcome = self._analyse(item)
+            try:
+                outcome = self._analyse(item)
+            except Exception as err:  # one photo's surprise must not end the run
+                log.exception("enrolment: photo %s of %s failed", item.name, item.customer_id)
+                outcome = _reject(item, "processing_failed",
+                                  f"{item.name}: could not be processed ({type(err).__name__})")
             if isinstance(outcome, Candidate):
                 candidates.append(outcome)
             else:
@@ -217,15 +241,16 @@ class Enroller:
 
     def _analyse(self, item: PhotoItem) -> Candidate | PhotoResult:
         try:
-            data = item.path.read_bytes()
-        except OSError as err:
-            return _reject(item, "unreadable", f"cannot read {item.name}: {err.strerror}")
+            data = read_photo(item, MAX_IMAGE_BYTES)
+        except ImageError as err:
+            return _reject(item, err.code if err.code in REASONS else "unreadable", str(err))
         sha = hashlib.sha256(data).hexdigest()
         duplicate = self._duplicate(item, sha)
         if duplicate is not None:
             return duplicate
         try:
-            image = decode_image(data, item.name)
+            decoded = decode_checked(data, item.name)
+            image = decoded.image
         except ImageError as err:
             code = "not_an_image" if err.code == "empty" else err.code
             return _reject(item, code if code in REASONS else "corrupt", str(err))
@@ -237,7 +262,7 @@ class Enroller:
             return gate
         main = observations[0]
         assert main.embedding is not None
-        return Candidate(item, sha, main.embedding, gate, main.quality.score())
+        return Candidate(item, sha, main.embedding, gate, main.quality.score(), decoded.notes)
 
     def _duplicate(self, item: PhotoItem, sha: str) -> PhotoResult | None:
         first = self._seen.setdefault(sha, item)
@@ -250,7 +275,7 @@ class Enroller:
             return None
         if owner == item.customer_id:
             return PhotoResult(item.customer_id, item.name, "already_enrolled", None,
-                               f"{item.name}: this photo is already enrolled")
+                               f"{item.name}: this photo is already enrolled", notes=item.notes)
         return _reject(item, "duplicate_of_other_customer",
                        f"{item.name}: the same photo is enrolled for another customer")
 
@@ -317,9 +342,9 @@ class Enroller:
     def _store_one(self, candidate: Candidate) -> PhotoResult:
         item = candidate.item
         try:
-            data = item.path.read_bytes()
-        except OSError as err:
-            return _reject(item, "unreadable", f"cannot read {item.name}: {err.strerror}")
+            data = read_photo(item, MAX_IMAGE_BYTES)
+        except ImageError as err:
+            return _reject(item, "unreadable", str(err))
         if hashlib.sha256(data).hexdigest() != candidate.sha256:
             return _reject(item, "changed_during_enrolment", f"{item.name} changed during enrolment")
         photo_id, _ = self.store.add_photo(item.customer_id, data)
@@ -327,7 +352,7 @@ class Enroller:
             item.customer_id, self.pack, candidate.embedding, quality=candidate.quality,
             source_sha256=candidate.sha256, source_name=item.name, photo_id=photo_id)
         return PhotoResult(item.customer_id, item.name, "accepted", None,
-                           f"{item.name}: enrolled", template_id)
+                           f"{item.name}: enrolled", template_id, item.notes + candidate.notes)
 
 
 class Reviewer:
@@ -416,7 +441,7 @@ def _describe_quality(failures: list[str], quality: dict[str, float]) -> str:
 
 
 def _reject(item: PhotoItem, reason: str, message: str) -> PhotoResult:
-    return PhotoResult(item.customer_id, item.name, "rejected", reason, message)
+    return PhotoResult(item.customer_id, item.name, "rejected", reason, message, notes=item.notes)
 
 
 def _progress(items: list[PhotoItem], show: bool) -> Iterable[PhotoItem]:
