@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import logging
 import os
 from collections import deque
-from collections.abc import Callable
 from datetime import timedelta
 
 import cv2
@@ -322,9 +322,8 @@ def counter_devices(counter: CounterConfig) -> tuple[IdReader | None, FrameSourc
     port = os.environ.get("BRANCH_PAD_IDCARD_PORT") or counter.idcard_port
     reader = None
     if port:
-        factory: Callable[[], object] = lambda: open_transport(port)  # noqa: E731
         decoder = os.environ.get("BRANCH_PAD_WLT_DECODER") or counter.wlt_decoder
-        reader = IdReader(factory, load_decoder(decoder))  # type: ignore[arg-type]
+        reader = IdReader(functools.partial(open_transport, port), load_decoder(decoder))
     camera = open_camera(os.environ.get("BRANCH_PAD_CAMERA") or counter.camera or "")
     return reader, camera
 
