@@ -53,7 +53,7 @@ def header(source: str, title: str, *intro: str) -> list[str]:
 def cell(text: str) -> str:
     """Text for a table cell: no line breaks, pipes and HTML-ish brackets escaped outside code."""
     parts = re.split(r"(`[^`]*`)", " ".join(text.split()))
-    return "".join(part if part.startswith("`") else escape(part) for part in parts).replace("|", "\\|")
+    return "".join(part if part.startswith("`") else escape(part).replace("|", "\\|") for part in parts)
 
 
 def escape(text: str) -> str:
@@ -358,7 +358,7 @@ def mqtt_page() -> str:
     lines += ["## Topics", "", "Who may write and read each topic is the broker ACL that "
               "`branch-edge provision` writes.", ""]
     rows = [topic_row(TOPIC_ROOT, leaf, name, schemas) for leaf, name in LEAF_SCHEMAS.items()]
-    lines += table(("topic", "message", "written by", "read by", "head office bridge"), rows)
+    lines += table(("topic", "message", "written by", "read by", "retained", "head office bridge"), rows)
     lines += ["## Messages", "",
               "Every message is compact UTF-8 JSON with `schema` (name/version), `id` (a UUID;",
               "receivers drop a repeated id), `branch_id` and `sent_at`. Messages with `expires_at`",
@@ -386,7 +386,15 @@ def topic_row(root: str, leaf: str, name: str, schemas: dict[str, dict[str, Any]
     message = ", ".join(f"[`{i}`](#{i.replace('/', '-')})" for i in ids) or code(name)
     bridge = "out" if leaf in BRIDGE_WRITES else "in" if leaf in BRIDGE_READS else ""
     writers, readers = acl_roles(leaf)
-    return [code(topic), message, cell(writers), cell(readers), bridge]
+    return [code(topic), message, cell(writers), cell(readers), "yes" if retained(name) else "", bridge]
+
+
+def retained(schema_name: str) -> bool:
+    """Whether messages of this schema are published retained (state, not events)."""
+    from mqtt.messages import BY_SCHEMA  # noqa: PLC0415
+
+    cls = BY_SCHEMA.get(schema_name)
+    return bool(getattr(cls, "RETAINED", False)) or schema_name == "device_status"
 
 
 def acl_roles(leaf: str) -> tuple[str, str]:
@@ -394,8 +402,9 @@ def acl_roles(leaf: str) -> tuple[str, str]:
 
     if leaf == "status/+":
         return "every device (its own id)", "every device"
-    writers = [role for role, (writes, _) in ROLE_RULES.items() if leaf in map(wildcard, writes)]
-    readers = [role_reading(role, leaf, reads) for role, (_, reads) in ROLE_RULES.items()
+    writers = [own_id(role, leaf, writes, "under its own id") for role, (writes, _) in ROLE_RULES.items()
+               if leaf in map(wildcard, writes)]
+    readers = [own_id(role, leaf, reads, "its own id only") for role, (_, reads) in ROLE_RULES.items()
                if leaf in map(wildcard, reads)]
     if leaf in BRIDGE_READS:
         writers.append("head office (through the bridge)")
@@ -406,8 +415,9 @@ def wildcard(leaf: str) -> str:
     return leaf.replace("{self}", "+")
 
 
-def role_reading(role: str, leaf: str, reads: Sequence[str]) -> str:
-    return f"{role} (its own id only)" if f"{leaf[:-1]}{{self}}" in reads else role
+def own_id(role: str, leaf: str, leaves: Sequence[str], note: str) -> str:
+    """The role, with ``note`` when the ACL gives it only the topic that carries its own id."""
+    return f"{role} ({note})" if leaf.endswith("/+") and f"{leaf[:-1]}{{self}}" in leaves else role
 
 
 def message_section(path: str, schema: dict[str, Any], leaf_schemas: dict[str, str]) -> list[str]:

@@ -68,6 +68,10 @@ def test_the_cli_reference_walks_every_sub_command_of_both_programs(docgen: Modu
     assert "| `--review {off,standard,strict}` |" in page
 
 
+def test_every_command_line_option_has_a_help_text(docgen: ModuleType) -> None:
+    assert docgen.undocumented_options() == [], "add help=... so the command-line reference explains it"
+
+
 def test_the_mqtt_reference_lists_every_topic_and_shipped_schema(docgen: ModuleType) -> None:
     from mqtt.topics import LEAF_SCHEMAS
 
