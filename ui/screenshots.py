@@ -10,6 +10,7 @@ from PyQt6.QtCore import QObject, QTimer, pyqtSlot
 from PyQt6.QtWidgets import QApplication, QWidget
 
 from mqtt.messages import Arrival
+from ui.pages.rm import RmPage
 
 if TYPE_CHECKING:
     from ui.app import PadApp
@@ -42,10 +43,13 @@ class CardShooter(QObject):
         self._busy = False
 
     def attach(self) -> None:
-        shown = getattr(self.pad.window.page, "arrival_shown", None)
-        if shown is None:
+        self._rm_page().arrival_shown.connect(self.on_page_arrival_shown)
+
+    def _rm_page(self) -> RmPage:
+        page = self.pad.window.page
+        if not isinstance(page, RmPage):
             raise ValueError("screenshots of arrivals need the rm role")
-        shown.connect(self.on_page_arrival_shown)
+        return page
 
     @pyqtSlot(object)
     def on_page_arrival_shown(self, arrival: Arrival) -> None:
@@ -62,8 +66,7 @@ class CardShooter(QObject):
             QTimer.singleShot(0, QApplication.quit)
 
     def _shoot(self, arrival: Arrival) -> None:
-        page = self.pad.window.page
-        page.on_feed_list_arrival_chosen(arrival.id)  # type: ignore[attr-defined]
+        self._rm_page().on_feed_list_arrival_chosen(arrival.id)
         name = f"card-{len(self.saved) + 1:03d}-{arrival.customer.customer_id}.png"
         self.saved.append(save_png(self.pad.window, self.folder / name))
         logger.info("saved %s", name)

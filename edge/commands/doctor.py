@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import shutil
 import socket
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_checks(cfg: EdgeConfig, models_dir: Path | None, key_file: Path | None) -> list[Check]:
     checks = [guarded("models", lambda: check_models(cfg, models_dir))]
-    checks += [guarded(f"camera {c.name}", lambda c=c: check_camera(c)) for c in cfg.cameras]  # type: ignore[misc]
+    checks += [guarded(f"camera {c.name}", functools.partial(check_camera, c)) for c in cfg.cameras]
     if not cfg.cameras:
         checks.append(Check("cameras", "fail", "no [[cameras]] configured",
                             "add a [[cameras]] section per camera (see scripts/edge.sample.toml)"))

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edge.commands.argtypes import bounded_float, bounded_int
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
-def print_summary(result: dict) -> None:  # type: ignore[type-arg]
+def print_summary(result: dict[str, Any]) -> None:
     mem, lat = result["memory"], result["latency_ms"]["overall"]
     print(f"memory {mem['start_mb']} -> {mem['end_mb']} MB, slope {mem['slope_mb_per_hour']} MB/hour; "
           f"threads {result['threads']['start']} -> {result['threads']['end']}; "

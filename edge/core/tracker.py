@@ -72,11 +72,10 @@ class Track:
     def update(self, box: Box, ts: float) -> None:
         dt = ts - self.last_ts
         if dt > 0:
+            v, g = self.velocity, VELOCITY_GAIN
             seen = tuple((n - o) / dt for n, o in zip(box, self.box, strict=True))
-            self.velocity = tuple(  # type: ignore[assignment]
-                (1 - VELOCITY_GAIN) * v + VELOCITY_GAIN * s
-                for v, s in zip(self.velocity, seen, strict=True)
-            )
+            self.velocity = ((1 - g) * v[0] + g * seen[0], (1 - g) * v[1] + g * seen[1],
+                             (1 - g) * v[2] + g * seen[2], (1 - g) * v[3] + g * seen[3])
         self.box, self.last_ts = box, ts
         self.hits += 1
 

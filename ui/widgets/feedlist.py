@@ -66,7 +66,8 @@ class FeedList(QListWidget):
         return f"{first}\n{when}  ·  {claim}"
 
     def ids(self) -> list[str]:
-        return [str(self.item(i).data(ID_ROLE)) for i in range(self.count())]  # type: ignore[union-attr]
+        items = (self.item(i) for i in range(self.count()))
+        return [str(item.data(ID_ROLE)) for item in items if item is not None]
 
     @pyqtSlot(QListWidgetItem)
     def on_item_clicked(self, item: QListWidgetItem) -> None:
