@@ -9,7 +9,9 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from edge.core.safe_output import console_text
 
 KIND_OPTIONS = ("products", "customers", "holdings", "transactions", "interactions")
 
@@ -41,6 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for kind in KIND_OPTIONS:
         imp.add_argument(f"--{kind}", type=Path, metavar="FILE", help=f"{kind} file (.csv or .json)")
     imp.add_argument("--dir", type=Path, help="folder with <kind>.csv or <kind>.json files")
+    imp.add_argument("--encoding", help="encoding of the files (default: UTF-8 with or without BOM, "
+                     "else GB18030, what Excel saves in China)")
     add_db_arguments(imp)
     imp.set_defaults(func=run_import)
     demo = actions.add_parser("demo", help="generate the fictional demo CRM and import it")
@@ -72,23 +76,24 @@ def print_reports(reports: list[Any], as_json: bool) -> int:
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
         return 1 if rejected else 0
-    for r in reports:
-        print(f"{r.kind:<13} {r.source}: {r.rows} rows, {r.inserted} new, {r.updated} updated, "
-              f"{r.unchanged} unchanged, {len(r.rejected)} rejected")
+    for r in reports:  # file names and cell values come from outside: escaped for the terminal
+        print(console_text(f"{r.kind:<13} {r.source}: {r.rows} rows, {r.inserted} new, "
+                           f"{r.updated} updated, {r.unchanged} unchanged, {len(r.rejected)} rejected"))
         for rejection in r.rejected:
-            print(f"  {rejection.where}: {'; '.join(rejection.reasons)}")
+            print(console_text(f"  {rejection.where}: {'; '.join(rejection.reasons)}"))
     return 1 if rejected else 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from edge.crm.importer import import_files
+    from edge.crm.importer import apply_files, read_files
     from edge.crm.records import CrmError, CrmStore
 
     files = files_from(args)
     if not files:
         raise CrmError("nothing to import: give --customers, --holdings, ... or --dir")
+    rows = read_files(files, args.encoding)  # a file that cannot be read creates no database
     with CrmStore.open(crm_db(args)) as crm:
-        return print_reports(import_files(crm, files), args.json)
+        return print_reports(apply_files(crm, files, rows), args.json)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -123,7 +128,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def print_bundle(data: dict[str, Any]) -> None:
     p = data["portrait"]
-    out = sys.stdout
+    out = _ConsoleOut(sys.stdout)
     out.write(f"segment {p['segment']}  AUM {p['aum_band']}  risk {p['risk_level']} "
               f"(assessment until {p['risk_assessment_expires_on']}"
               f", {p['risk_assessment']})\n")
@@ -134,3 +139,14 @@ def print_bundle(data: dict[str, Any]) -> None:
         out.write(f"recommend {r['product_id']} {r['name']}: {r['reason']}\n")
     for point in data["talking_points"] + data["talking_points_en"]:
         out.write(f"  - {point}\n")
+
+
+class _ConsoleOut:
+    """Writes CRM text (names, notes, product names from imports) with control and bidi
+    characters escaped; the newlines the caller adds are kept."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.write("\n".join(console_text(line) for line in text.split("\n")))

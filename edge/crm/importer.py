@@ -19,7 +19,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from edge.core.files import UnsafeFileError, read_regular_file
 from edge.core.suitability import CUSTOMER_LEVELS, PRODUCT_RATINGS
+from edge.core.text_encoding import TextEncodingError, decode_text
 from edge.crm.catalogue import CATEGORIES, Product
 from edge.crm.records import (
     KINDS,
@@ -37,6 +39,9 @@ LANGUAGES = ("zh-CN", "en")
 CHANNELS = ("visit", "call", "message", "event")
 RESULTS = ("", "accepted", "declined", "pending")
 MAX_AMOUNT = 1e11
+# A CRM export of a branch is megabytes; a file over this is refused before it is read.
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+Rows = list[tuple[str, dict[str, str] | None]]
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "products": ("product_id", "name_zh", "name_en", "category", "risk_rating", "min_amount"),
@@ -211,14 +216,17 @@ PARSERS: dict[str, Callable[[Row], Record]] = {
 }
 
 
-def read_rows(path: Path, kind: str) -> list[tuple[str, dict[str, str] | None]]:
-    """(where, raw row) pairs; a JSON record that is not an object has raw None."""
-    if not path.is_file():
-        raise CrmError(f"{path}: no such file")
+def read_rows(path: Path, kind: str, encoding: str | None = None) -> list[tuple[str, dict[str, str] | None]]:
+    """(where, raw row) pairs; a JSON record that is not an object has raw None.
+
+    ``encoding`` None: UTF-8 (with or without BOM), else GB18030 (Excel's CSV in China)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CrmError(f"{path}: cannot read as UTF-8 text: {err}") from err
+        raw = read_regular_file(path, MAX_IMPORT_BYTES, "CRM file")
+        text, _ = decode_text(raw, str(path), encoding)
+    except UnsafeFileError as err:
+        raise CrmError(f"{path}: no such file" if err.code == "missing" else str(err)) from err
+    except TextEncodingError as err:
+        raise CrmError(str(err)) from err
     if path.suffix.lower() == ".json":
         return _json_rows(text, path, kind)
     return _csv_rows(text, path, kind)
@@ -314,12 +322,21 @@ def _apply(crm: CrmStore, kind: str, path: Path,
     return report
 
 
-def import_files(crm: CrmStore, files: dict[str, Path]) -> list[ImportReport]:
-    """Import several files in dependency order (products, customers, then the rest).
-    Every file is read and its columns checked before anything is written."""
+def read_files(files: dict[str, Path], encoding: str | None = None) -> dict[str, Rows]:
+    """Every file read and its columns checked, in dependency order (products, customers,
+    then the rest); nothing is opened for writing, so a bad file creates no database."""
     unknown = sorted(set(files) - set(KINDS))
     if unknown:
         raise CrmError(f"unknown kind(s) {', '.join(unknown)}; one of {', '.join(KINDS)}")
-    ordered = [kind for kind in KINDS if kind in files]
-    rows = {kind: read_rows(files[kind], kind) for kind in ordered}
-    return [_apply(crm, kind, files[kind], rows[kind]) for kind in ordered]
+    return {kind: read_rows(files[kind], kind, encoding) for kind in KINDS if kind in files}
+
+
+def apply_files(crm: CrmStore, files: dict[str, Path], rows: dict[str, Rows]) -> list[ImportReport]:
+    """Apply what :func:`read_files` read, in its order."""
+    return [_apply(crm, kind, files[kind], kind_rows) for kind, kind_rows in rows.items()]
+
+
+def import_files(crm: CrmStore, files: dict[str, Path], encoding: str | None = None) -> list[ImportReport]:
+    """Import several files in dependency order (products, customers, then the rest).
+    Every file is read and its columns checked before anything is written."""
+    return apply_files(crm, files, read_files(files, encoding))

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.core.safe_output import csv_row
 from edge.crm.recommend import ASSESSMENT_PRODUCT, Recommended
 from edge.crm.records import CrmStore
 from mqtt.messages import Outcome
@@ -170,7 +171,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        # Keys are segments, RM and product ids from imports: no formula or bidi reaches a spreadsheet.
+        writer.writerows(csv_row(row) for row in rows)
 
 
 def plot_png(rows: list[dict[str, Any]], path: Path, title: str) -> None:
