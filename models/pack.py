@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 Role = Literal["detector", "recognizer", "liveness"]
 ROLES: tuple[Role, ...] = ("detector", "recognizer", "liveness")
+Color = Literal["RGB", "BGR"]
+COLORS: tuple[Color, ...] = ("RGB", "BGR")
 KINDS = {"detector": ("scrfd", "yunet"), "recognizer": ("arcface",), "liveness": ("minifasnet",)}
 
 
@@ -40,7 +42,7 @@ class ModelSpec:
     licence: str
     research_only: bool
     input_size: tuple[int, int]
-    color: Literal["RGB", "BGR"]
+    color: Color
     mean: float
     std: float
     embedding_size: int = 0
@@ -98,6 +100,20 @@ def _require(table: dict[str, object], key: str, where: str) -> object:
     return table[key]
 
 
+def _number(raw: dict[str, object], key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ModelPackError(f"{where}: {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(raw: dict[str, object], key: str, default: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelPackError(f"{where}: {key} must be an integer, got {value!r}")
+    return value
+
+
 def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
     role = str(_require(raw, "role", where))
     if role not in ROLES:
@@ -109,7 +125,7 @@ def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
         raise ModelPackError(f"{where}: input_size must be [width, height]")
     color = str(raw.get("color", "RGB"))
-    if color not in ("RGB", "BGR"):
+    if color not in COLORS:
         raise ModelPackError(f"{where}: color must be RGB or BGR, got {color!r}")
     digest = str(raw.get("sha256", "")).lower()
     if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
@@ -122,12 +138,12 @@ def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
         licence=str(_require(raw, "licence", where)),
         research_only=bool(raw.get("research_only", False)),
         input_size=(int(size[0]), int(size[1])),
-        color=color,  # type: ignore[arg-type]
-        mean=float(raw.get("mean", 0.0)),  # type: ignore[arg-type]
-        std=float(raw.get("std", 1.0)),  # type: ignore[arg-type]
-        embedding_size=int(raw.get("embedding_size", 0)),  # type: ignore[call-overload]
-        crop_scale=float(raw.get("crop_scale", 0.0)),  # type: ignore[arg-type]
-        live_index=int(raw.get("live_index", 1)),  # type: ignore[call-overload]
+        color=color,
+        mean=_number(raw, "mean", 0.0, where),
+        std=_number(raw, "std", 1.0, where),
+        embedding_size=_integer(raw, "embedding_size", 0, where),
+        crop_scale=_number(raw, "crop_scale", 0.0, where),
+        live_index=_integer(raw, "live_index", 1, where),
     )
     if role == "recognizer" and spec.embedding_size <= 0:
         raise ModelPackError(f"{where}: a recognizer needs embedding_size > 0")

@@ -36,6 +36,12 @@ def test_default_pack_uses_the_documented_models():
         ({"pack": {"id": "x"}, "model": [{"role": "eyes"}]}, "role must be one of"),
         ({"pack": {"id": "x"}, "model": [{"role": "detector", "kind": "scrfd", "file": "a", "licence": "l",
                                           "input_size": [640, 640], "sha256": "zz"}]}, "64 hex digits"),
+        ({"pack": {"id": "x"}, "model": [{"role": "detector", "kind": "scrfd", "file": "a", "licence": "l",
+                                          "input_size": [640, 640], "mean": "wide"}]},
+         "mean must be a number"),
+        ({"pack": {"id": "x"}, "model": [{"role": "recognizer", "kind": "arcface", "file": "a",
+                                          "licence": "l", "input_size": [112, 112], "embedding_size": 2.5}]},
+         "embedding_size must be an integer"),
     ],
 )
 def test_invalid_manifests_are_explained(tmp_path, data, message):
