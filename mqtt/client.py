@@ -196,7 +196,8 @@ class BranchClient:
         """
         payload = encode(message)
         expires = message.expires_at.timestamp() if isinstance(message, Expiring) else None
-        self.outbox.put(message.id, topic or topic_of(message), payload, expires_at=expires)
+        self.outbox.put(message.id, topic or topic_of(message), payload, retain=message.RETAINED,
+                        expires_at=expires)
         self._wake.set()
 
     def update_status(self, status: DeviceStatus) -> None:

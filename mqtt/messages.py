@@ -56,6 +56,9 @@ class Message:
 
     SCHEMA: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    # State, not an event: published retained (the broker hands the latest to every new
+    # subscriber) and never de-duplicated by receivers (the same state may come again).
+    RETAINED: ClassVar[bool] = False
 
     id: str = field(default_factory=new_id, metadata={"format": "uuid"})
     branch_id: str = ident()
@@ -266,6 +269,38 @@ class AuthDecision(Message):
     reason: str = text(300)
 
 
+SCENARIO_NAME_PATTERN = r"^[a-z0-9_]{1,64}$"
+MAX_SCENARIOS = 100  # encoded with every title and rationale at full length, still under 256 KB
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """One counter scenario as the edge enforces it (a table of its policy file)."""
+
+    name: str = field(metadata={"pattern": SCENARIO_NAME_PATTERN, "max_length": 64})  # AuthRequest.scenario
+    title: str = text(64)  # zh-CN
+    title_en: str = text(64)
+    rationale: str = text(200, default="")  # one line: why these checks and limits
+    checks: list[str] = field(default_factory=list, metadata={"max_items": 8, "max_length": 32})
+    auto_approve: bool  # false: a supervisor always decides
+    escalation: bool  # false: what the edge cannot approve is rejected, never sent to a supervisor
+    auto_approve_max_amount: float | None = None  # CNY; above it a supervisor decides
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthScenarios(Message):
+    """Retained on auth/scenarios: the counter scenarios the edge enforces, from the policy
+    file it loaded, published when its authorization service starts; teller terminals
+    offer exactly these."""
+
+    SCHEMA: ClassVar[str] = "auth_scenarios"
+    RETAINED: ClassVar[bool] = True
+
+    policy_sha256: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
+    escalation_timeout_s: float  # a supervisor's time to answer an escalation
+    scenarios: list[Scenario] = field(default_factory=list, metadata=most(MAX_SCENARIOS))
+
+
 # --- presence and head-office notices ----------------------------------------
 
 
@@ -285,6 +320,7 @@ class DeviceStatus(Message):
     """Retained on status/{device_id}; the Last Will sets ``state`` to offline."""
 
     SCHEMA: ClassVar[str] = "device_status"
+    RETAINED: ClassVar[bool] = True
 
     device_id: str = ident()
     role: Literal["edge", "rm", "teller", "supervisor", "central"]
@@ -316,6 +352,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AuthResponse,
     AuthEscalation,
     AuthDecision,
+    AuthScenarios,
     DeviceStatus,
     Notice,
 )

@@ -64,7 +64,9 @@ class Receiver:
             self._count("expired")
             logger.info("dropped expired %s %s", message.SCHEMA, message.id)
             return
-        if not self._seen.first_time(message.id):
+        # Retained state (auth_scenarios) is never a duplicate: the broker hands the same
+        # message to every (re)subscription, also after a restart when its id is already seen.
+        if not message.RETAINED and not self._seen.first_time(message.id):
             self._count("duplicates")
             logger.debug("duplicate %s %s", message.SCHEMA, message.id)
             return

@@ -22,6 +22,7 @@ LEAF_SCHEMAS: dict[str, str] = {
     "auth/responses/+": "auth_response",
     "auth/escalations": "auth_escalation",
     "auth/decisions": "auth_decision",
+    "auth/scenarios": "auth_scenarios",
     "status/+": "device_status",
     "notices": "notice",
 }
@@ -80,6 +81,11 @@ class BranchTopics:
     @property
     def auth_decisions(self) -> str:
         return self.leaf("auth/decisions")
+
+    @property
+    def auth_scenarios(self) -> str:
+        """Retained: the counter scenarios the edge enforces."""
+        return self.leaf("auth/scenarios")
 
     def status(self, device_id: str) -> str:
         return self.leaf(f"status/{check_id(device_id, 'device id')}")

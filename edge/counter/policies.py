@@ -12,6 +12,7 @@ from edge.core.auth_policy import (
 )
 from edge.core.errors import BranchEdgeError
 from edge.core.files import UnsafeFileError, read_regular_file
+from mqtt.messages import MAX_SCENARIOS
 
 DEFAULT_POLICIES = Path(__file__).with_name("policies.toml")
 
@@ -24,8 +25,12 @@ def load_policies(path: Path | None = None) -> Policies:
     path = path or DEFAULT_POLICIES
     try:  # bounded, regular files only: the path comes from the config
         data = tomllib.loads(read_regular_file(path, 1024 * 1024, "policy file").decode("utf-8"))
-        return policies_from_dict(data)
+        policies = policies_from_dict(data)
     except UnsafeFileError as err:
         raise AuthError(str(err)) from err
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, PolicyError) as err:
         raise AuthError(f"{path}: {err}") from err
+    if len(policies.scenarios) > MAX_SCENARIOS:  # what one retained message carries to the tablets
+        raise AuthError(f"{path}: {len(policies.scenarios)} scenarios; the teller terminals can be "
+                        f"sent at most {MAX_SCENARIOS}")
+    return policies

@@ -1,13 +1,14 @@
 """Counter authorization at the edge: verify a teller's request, decide, escalate.
 
-Flow (README "Counter authorization"): a teller terminal publishes an
-``AuthRequest``; :class:`AuthService` measures the evidence (card rules,
-liveness on each live frame, face quality, card photo vs live face, card holder
-vs account holder), lets :func:`edge.core.auth_policy.decide` judge it under the
-scenario's policy and answers on ``auth/responses/{device}``.  An escalation
-goes to the supervisors' PADs; the first supervisor ``AuthDecision`` settles
-it, and none within the timeout means reject.  Every step is audited without
-names, full ID numbers, images or embeddings.
+Flow (README "Counter authorization"): on start the service publishes the scenarios
+of the policy file it enforces (``AuthScenarios``, retained on ``auth/scenarios``),
+which the teller terminals offer; a teller terminal publishes an ``AuthRequest``;
+:class:`AuthService` measures the evidence (card rules, liveness on each live frame,
+face quality, card photo vs live face, card holder vs account holder), lets
+:func:`edge.core.auth_policy.decide` judge it under the scenario's policy and answers
+on ``auth/responses/{device}``.  An escalation goes to the supervisors' PADs; the
+first supervisor ``AuthDecision`` settles it, and none within the timeout means
+reject.  Every step is audited without names, full ID numbers, images or embeddings.
 """
 
 from __future__ import annotations
@@ -26,21 +27,26 @@ import numpy as np
 from edge.config import EdgeConfig
 from edge.core import idcard_rules as rules
 from edge.core.auth_policy import (
+    CHECKS,
     Decision,
     Policies,
     decide,
+    policies_digest,
 )
 from edge.counter.policies import AuthError
 from edge.counter.verifier import BadImageError, Verifier
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient
+from mqtt.codec import EncodeError
 from mqtt.dedup import SeenIds
 from mqtt.messages import (
     AuthDecision,
     AuthEscalation,
     AuthRequest,
     AuthResponse,
+    AuthScenarios,
+    Scenario,
     Score,
     utc_now,
 )
@@ -76,6 +82,18 @@ class Pending:
     request: AuthRequest
     decision: Decision
     deadline: float  # time.monotonic()
+
+
+def scenarios_message(branch_id: str, policies: Policies) -> AuthScenarios:
+    """The scenarios of the policies in force, for the teller terminals (retained)."""
+    return AuthScenarios(
+        branch_id=branch_id, policy_sha256=policies_digest(policies),
+        escalation_timeout_s=policies.escalation_timeout_s,
+        scenarios=[Scenario(name=p.name, title=p.title_zh, title_en=p.title_en, rationale=p.rationale,
+                            checks=[c for c in CHECKS if c in p.checks], auto_approve=p.auto_approve,
+                            escalation=p.escalation, auto_approve_max_amount=p.auto_approve_max_amount)
+                   for p in policies.scenarios.values()],
+    )
 
 
 def response_scores(decision: Decision) -> list[Score]:
@@ -233,8 +251,28 @@ class AuthService:
 
     # -- the loop --
 
+    def publish_scenarios(self) -> AuthScenarios | None:
+        """Tell the teller terminals which scenarios this service enforces (retained on
+        ``auth/scenarios``, so a terminal that starts later gets them too)."""
+        message = scenarios_message(self.branch_id, self.policies)
+        try:
+            self.client.publish(message)
+        except EncodeError as err:
+            log.error("cannot publish the counter scenarios; teller terminals will wait for them: %s", err)
+            return None
+        self.store.audit(ACTOR, "auth_scenarios_published", message.id, {
+            "policy_sha256": message.policy_sha256, "scenarios": [s.name for s in message.scenarios]})
+        log.info("published %d counter scenarios (policy %s)", len(message.scenarios),
+                 message.policy_sha256[:12])
+        return message
+
     def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
-        """Serve until ``stop`` is set (blocking); the daemon may host this in its thread."""
+        """Publish the scenarios, then serve until ``stop`` is set (blocking); the daemon may
+        host this in its thread."""
+        try:
+            self.publish_scenarios()
+        except Exception:  # the store may be unavailable for a while: serve what can be served
+            log.exception("publishing the counter scenarios failed; serving requests anyway")
         while not stop.is_set() and not self._stop.is_set():
             try:
                 delivery = self.inbox.get(timeout=poll_s)

@@ -3,11 +3,11 @@
 Every device may write its own retained ``status/{id}`` (and its Last Will
 there) and read every device's status.  Beyond that:
 
-- edge: writes arrivals, auth/responses/+, auth/escalations; reads claims, outcomes,
-  auth/requests, auth/decisions, notices.
+- edge: writes arrivals, auth/responses/+, auth/escalations, auth/scenarios (retained);
+  reads claims, outcomes, auth/requests, auth/decisions, notices.
 - rm: writes claims, outcomes; reads arrivals, claims.
-- teller: writes auth/requests; reads auth/responses/{own id} only.
-- supervisor: writes auth/decisions; reads auth/escalations, auth/decisions.
+- teller: writes auth/requests; reads auth/responses/{own id}, auth/scenarios.
+- supervisor: writes auth/decisions; reads auth/escalations, auth/decisions, auth/scenarios.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from mqtt.topics import BranchTopics
 # role -> (write leaves, read leaves); "{self}" is the device's own id
 ROLE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "edge": (
-        ("arrivals", "auth/responses/+", "auth/escalations"),
+        ("arrivals", "auth/responses/+", "auth/escalations", "auth/scenarios"),
         ("claims", "outcomes", "auth/requests", "auth/decisions", "notices"),
     ),
     "rm": (("claims", "outcomes"), ("arrivals", "claims")),
-    "teller": (("auth/requests",), ("auth/responses/{self}",)),
-    "supervisor": (("auth/decisions",), ("auth/escalations", "auth/decisions")),
+    "teller": (("auth/requests",), ("auth/responses/{self}", "auth/scenarios")),
+    "supervisor": (("auth/decisions",), ("auth/escalations", "auth/decisions", "auth/scenarios")),
 }
 
 # What the branch's bridge user may do on the central broker.

@@ -7,19 +7,23 @@ import base64
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from PyQt6.QtCore import Qt
 
+from edge.config import EdgeConfig
+from edge.core.auth_policy import Policies
 from edge.core.idcard_rules import mod11_2_check_char
 from edge.counter.policies import load_policies
-from edge.counter.service import AuthService, auth_subscriptions
+from edge.counter.service import AuthService, auth_subscriptions, scenarios_message
 from edge.store.crypto import KeyRing
 from edge.store.database import Store
 from edge.vision.card_photo import degrade_card, jpeg_bytes
 from edge.vision.imageio import load_image
+from mqtt.client import BranchClient
 from mqtt.messages import AuthEscalation, AuthResponse, Score, utc_now
 from tests.mqtt_fixtures import client_config, make_client
 from ui.app import PadApp
@@ -63,46 +67,72 @@ def counter(tmp_path, engine, data_dir, monkeypatch) -> Iterator[PtySimulator]:
 
 
 @pytest.fixture
-def edge_service(provisioned_branch, mosquitto_broker, tmp_path, engine) -> Iterator[Path]:
+def start_edge(provisioned_branch, mosquitto_broker, tmp_path,
+               engine) -> Iterator[Callable[[Policies], tuple[Path, KeyRing]]]:
+    """Starts the edge's authorization service under the given policies; returns its store
+    (path and keys)."""
     mosquitto_broker(provisioned_branch)
     keys = KeyRing(os.urandom(32))
     db = tmp_path / "edge.db"
     with Store.open(db, keys) as store:
         store.upsert_customer(CUSTOMER, actor="test")
         store.set_holder_id_number(CUSTOMER, ID_NUMBER, actor="test")
-    client = make_client(provisioned_branch, "edge-1", tmp_path / "edge",
-                         subscriptions=auth_subscriptions("b1"))
-    service = AuthService(engine, lambda: Store.open(db, keys, create=False), client, load_policies())
-    client.start()
-    assert client.wait_connected(10)
-    service.start(threading.Event())
-    yield db
-    service.stop()
-    client.stop(drain_s=1)
+    running: list[tuple[AuthService, BranchClient]] = []
+
+    def start(policies: Policies) -> tuple[Path, KeyRing]:
+        client = make_client(provisioned_branch, "edge-1", tmp_path / "edge",
+                             subscriptions=auth_subscriptions("b1"))
+        service = AuthService(engine, lambda: Store.open(db, keys, create=False), client, policies)
+        client.start()
+        assert client.wait_connected(10)
+        service.start(threading.Event())
+        running.append((service, client))
+        return db, keys
+
+    yield start
+    for service, client in running:
+        service.stop()
+        client.stop(drain_s=1)
 
 
 @pytest.fixture
-def start_pad(qtbot, provisioned_branch, tmp_path):
-    pads: list[PadApp] = []
+def edge_service(start_edge) -> tuple[Path, KeyRing]:
+    return start_edge(load_policies())
 
-    def start(device: str, role: str, language: str = "zh-CN") -> PadApp:
-        mqtt = client_config(provisioned_branch, device, tmp_path / "pads")
+
+class Pads:
+    """PAD apps on the test broker; those still running are stopped at the end."""
+
+    def __init__(self, qtbot, provisioned_branch, state_dir: Path) -> None:
+        self.qtbot, self.provisioned_branch, self.state_dir = qtbot, provisioned_branch, state_dir
+        self.running: list[PadApp] = []
+
+    def __call__(self, device: str, role: str, language: str = "zh-CN") -> PadApp:
+        mqtt = client_config(self.provisioned_branch, device, self.state_dir)
         config = PadConfig.model_validate({"branch_id": "b1", "role": role, "mqtt": mqtt})
         pad = PadApp(config, language)
-        qtbot.addWidget(pad.window)
+        self.qtbot.addWidget(pad.window)
         pad.window.resize(1280, 800)
         pad.window.show()
         pad.start()
-        qtbot.waitUntil(lambda: pad.window.header.online is True, timeout=WAIT_MS)
-        pads.append(pad)
+        self.qtbot.waitUntil(lambda: pad.window.header.online is True, timeout=WAIT_MS)
+        self.running.append(pad)
         return pad
 
-    yield start
-    for pad in pads:
+    def stop(self, pad: PadApp) -> None:
         page = pad.window.page
         if isinstance(page, TellerPage):
             page.close_devices()
         pad.stop()
+        self.running.remove(pad)
+
+
+@pytest.fixture
+def start_pad(qtbot, provisioned_branch, tmp_path) -> Iterator[Pads]:
+    pads = Pads(qtbot, provisioned_branch, tmp_path / "pads")
+    yield pads
+    for pad in list(pads.running):
+        pads.stop(pad)
 
 
 def read_card_and_capture(qtbot, teller: TellerPage) -> None:
@@ -168,6 +198,7 @@ def test_supervisor_queue_drops_expired_escalations_and_switches_language(qtbot)
     bridge = PadBridge()
     page = SupervisorPage(PageContext(config, bridge, sent.append, Texts("zh-CN"), Metrics(96)))
     qtbot.addWidget(page)
+    bridge.message_received.emit(scenarios_message("b1", load_policies()))
     photo = base64.b64encode(b"not a jpeg").decode()
     escalation = AuthEscalation(
         branch_id="b1", expires_at=utc_now() + timedelta(seconds=1.5), request_id=str(uuid.uuid4()),
@@ -213,3 +244,66 @@ def test_counter_devices_come_from_pad_toml_and_the_environment_overrides(tmp_pa
     assert reader is None and isinstance(camera, FolderFrames)
     monkeypatch.setenv("BRANCH_PAD_CAMERA", str(tmp_path / "absent"))
     assert counter_devices(CounterConfig(camera=str(tmp_path / "cam")))[1] is None
+
+
+BRANCH_POLICIES = """
+escalation_timeout_s = 90
+
+[defaults]
+match_threshold = 0.42
+
+[scenario.safe_deposit_access]
+title = "保管箱开箱"
+title_en = "Safe-deposit box access"
+rationale = "The box holds what the customer declared to nobody: a supervisor always looks."
+auto_approve = false
+
+[scenario.card_replacement]
+title = "补卡（本网点）"
+title_en = "Card replacement (this branch)"
+auto_approve_max_amount = 2000.0
+"""
+
+
+def test_the_teller_offers_exactly_the_scenarios_of_the_edges_policy_file(qtbot, tmp_path, start_edge,
+                                                                         start_pad):
+    path = tmp_path / "branch-policies.toml"
+    path.write_text(BRANCH_POLICIES, encoding="utf-8")
+    cfg = EdgeConfig.model_validate({"auth": {"enabled": True, "policies": str(path)}})
+    policies = load_policies(cfg.auth.policies)  # as `branch-edge run` loads them
+    assert set(policies.scenarios) != set(load_policies().scenarios)  # not the packaged file
+
+    teller = start_pad("teller-1", "teller").window.page
+    assert isinstance(teller, TellerPage)
+    # No edge yet: the drop-down is empty, disabled and says what it waits for.
+    assert teller.scenario.count() == 0 and not teller.scenario.isEnabled()
+    assert teller.scenario.placeholderText() == "正在等待网点服务器发布业务类型…"
+    assert teller.scenario_hint.text() == "正在等待网点服务器发布业务类型…"
+    assert teller.build_request() == "auth.need_scenario"
+
+    store = start_edge(policies)
+    qtbot.waitUntil(lambda: teller.scenario.count() > 0, timeout=WAIT_MS)
+    combo = teller.scenario
+    offered = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
+    assert offered == [("保管箱开箱", "safe_deposit_access"), ("补卡（本网点）", "card_replacement")]
+    assert teller.scenario.isEnabled()
+    assert teller.scenario_hint.text() == "该业务须主管授权"
+    assert "nobody" in teller.scenario.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    choose(teller, "card_replacement")
+    assert teller.scenario_hint.text() == "金额超过 2,000 元须主管授权"
+    published = teller.catalogue.latest
+    assert published is not None and published.escalation_timeout_s == 90
+    with Store.open(*store, create=False) as opened:  # the edge audited what it told the terminals
+        entries = opened.audit_entries(published.id)
+    assert [e["action"] for e in entries] == ["auth_scenarios_published"]
+    assert entries[0]["details"]["policy_sha256"] == published.policy_sha256
+    teller.retranslate(Texts("en"))
+    assert teller.scenario.currentText() == "Card replacement (this branch)"
+
+    # The list is retained on the broker: a terminal restarted later gets it again, although
+    # it has seen that message's id before.
+    start_pad.stop(start_pad.running[0])
+    again = start_pad("teller-1", "teller").window.page
+    assert isinstance(again, TellerPage)
+    qtbot.waitUntil(lambda: again.scenario.count() == 2, timeout=WAIT_MS)
+    assert again.catalogue.latest is not None and again.catalogue.latest.id == published.id

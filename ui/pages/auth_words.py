@@ -1,21 +1,30 @@
-"""Words shared by the teller and supervisor pages: scenario titles, reasons, scores."""
+"""Words shared by the teller and supervisor pages: scenarios, reasons, scores.
+
+The scenarios are the edge's: its authorization service publishes the ones it
+enforces (``AuthScenarios``, retained on ``auth/scenarios``) and the pages show
+exactly those; until the message comes they say they are waiting for it.
+"""
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Sequence
-from functools import cache
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-import edge
-from edge.core.auth_policy import PolicyError, ScenarioPolicy, policies_from_dict, reason_text
-from mqtt.messages import Score
+from edge.core.auth_policy import reason_text
+from mqtt.messages import AuthScenarios, Message, Scenario, Score
 from ui.state.i18n import register_texts
-
-POLICY_FILE = Path(edge.__file__).parent / "counter" / "policies.toml"
 
 register_texts({
     "auth.scenario": {"zh-CN": "业务类型", "en": "Transaction"},
+    "auth.scenarios.waiting": {"zh-CN": "正在等待网点服务器发布业务类型…",
+                               "en": "Waiting for the edge's list of transactions…"},
+    "auth.need_scenario": {"zh-CN": "业务类型尚未就绪，请稍候",
+                           "en": "No transactions yet: wait for the edge"},
+    "auth.scenario.supervisor": {"zh-CN": "该业务须主管授权",
+                                 "en": "This transaction always needs a supervisor"},
+    "auth.scenario.limit": {"zh-CN": "金额超过 {amount} 元须主管授权",
+                            "en": "A supervisor decides above {amount} CNY"},
+    "auth.scenario.automatic": {"zh-CN": "核验通过即可自动授权",
+                                "en": "Approved automatically when the checks pass"},
     "auth.customer": {"zh-CN": "客户号", "en": "Customer id"},
     "auth.amount": {"zh-CN": "金额（元，可选）", "en": "Amount (CNY, optional)"},
     "auth.consent": {"zh-CN": "客户同意人脸核验", "en": "Customer agrees to face verification"},
@@ -62,19 +71,50 @@ register_texts({
 })
 
 
-@cache
-def scenarios(path: Path = POLICY_FILE) -> tuple[ScenarioPolicy, ...]:
-    """The scenarios of the policy file (the one the edge ships), in file order."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return tuple(policies_from_dict(data).scenarios.values())
-    except (OSError, tomllib.TOMLDecodeError, PolicyError):
-        return ()
+class ScenarioCatalogue:
+    """The counter scenarios the edge enforces, as it last published them; empty until
+    its message arrives (pure bookkeeping, no widgets)."""
+
+    def __init__(self, branch_id: str) -> None:
+        self.branch_id = branch_id
+        self.latest: AuthScenarios | None = None
+
+    def update(self, message: Message) -> bool:
+        """Take ``message`` when it is this branch's scenario list and not the one held."""
+        if not isinstance(message, AuthScenarios) or message.branch_id != self.branch_id:
+            return False
+        if self.latest is not None and message.id == self.latest.id:
+            return False
+        self.latest = message
+        return True
+
+    @property
+    def scenarios(self) -> list[Scenario]:
+        return self.latest.scenarios if self.latest is not None else []
+
+    def get(self, name: str) -> Scenario | None:
+        return next((s for s in self.scenarios if s.name == name), None)
+
+    def title(self, name: str, language: str) -> str:
+        """The scenario's title; its name while the edge has not said (or no longer has it)."""
+        found = self.get(name)
+        return name if found is None else scenario_title(found, language)
 
 
-def scenario_title(name: str, language: str) -> str:
-    found = next((s for s in scenarios() if s.name == name), None)
-    return found.title(language) if found else name
+def scenario_title(scenario: Scenario, language: str) -> str:
+    return scenario.title if language.startswith("zh") else scenario.title_en
+
+
+def scenario_hint(scenario: Scenario | None, texts: Callable[..., str]) -> str:
+    """What the teller should know before sending: waiting for the edge, a supervisor
+    always decides, or above which amount one does."""
+    if scenario is None:
+        return texts("auth.scenarios.waiting")
+    if not scenario.auto_approve:
+        return texts("auth.scenario.supervisor")
+    if scenario.auto_approve_max_amount is not None:
+        return texts("auth.scenario.limit", amount=f"{scenario.auto_approve_max_amount:,.0f}")
+    return texts("auth.scenario.automatic")
 
 
 def reason_lines(reasons: Sequence[str], language: str) -> list[str]:

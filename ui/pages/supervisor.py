@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import (
 )
 
 from mqtt.messages import AuthDecision, AuthEscalation, Message
-from ui.pages.auth_words import reason_lines, scenario_title, score_lines
+from ui.pages.auth_words import ScenarioCatalogue, reason_lines, score_lines
 from ui.pages.base import PageContext
 from ui.state.i18n import Texts
 from ui.widgets.common import jpeg_pixmap, label, placeholder_pixmap
@@ -52,9 +52,10 @@ class EscalationQueue:
 class EscalationDetail(QWidget):
     """Both photos, the masked card number, the reasons and scores of one escalation."""
 
-    def __init__(self, context: PageContext) -> None:
+    def __init__(self, context: PageContext, catalogue: ScenarioCatalogue) -> None:
         super().__init__()
         self.context = context
+        self.catalogue = catalogue
         self.texts = context.texts
         self.title = label("", "title")
         self.card_photo = label("")
@@ -80,7 +81,7 @@ class EscalationDetail(QWidget):
                 widget.clear()
             return
         side = self.context.metrics.photo_px
-        self.title.setText(scenario_title(escalation.scenario, t.language))
+        self.title.setText(self.catalogue.title(escalation.scenario, t.language))
         self.number.setText(t("auth.card_number", number=escalation.masked_card_number))
         self.reasons.setText("\n".join(reason_lines(escalation.reasons, t.language)))
         self.scores.setText("\n".join(score_lines(escalation.scores, t)))
@@ -104,8 +105,10 @@ class SupervisorPage(QWidget):
         self.context = context
         self.texts = context.texts
         self.queue = EscalationQueue()
+        # Scenario titles as the edge publishes them (retained auth/scenarios).
+        self.catalogue = ScenarioCatalogue(context.config.branch_id)
         self.list = QListWidget()
-        self.detail = EscalationDetail(context)
+        self.detail = EscalationDetail(context, self.catalogue)
         self.reason = QLineEdit()
         self.approve = QPushButton()
         self.reject = QPushButton()
@@ -152,8 +155,10 @@ class SupervisorPage(QWidget):
         if isinstance(message, AuthEscalation) and message.branch_id == self.context.config.branch_id:
             if self.queue.add(message):
                 self.refresh()
-        elif isinstance(message, AuthDecision) and self.queue.close(message.request_id):
-            self.refresh()
+        else:
+            closed = isinstance(message, AuthDecision) and self.queue.close(message.request_id)
+            if closed or self.catalogue.update(message):
+                self.refresh()
 
     @pyqtSlot()
     def on_expiry_timeout(self) -> None:
@@ -175,7 +180,7 @@ class SupervisorPage(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for escalation in self.queue.items.values():
-            text = (f"{scenario_title(escalation.scenario, self.texts.language)}  "
+            text = (f"{self.catalogue.title(escalation.scenario, self.texts.language)}  "
                     f"{escalation.masked_card_number}")
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, escalation.request_id)

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import cv2
 import numpy as np
-from PyQt6.QtCore import QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QImage, QPixmap
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -35,11 +35,11 @@ from PyQt6.QtWidgets import (
 )
 
 from edge.core.idcard_rules import wire_fields
-from mqtt.messages import AuthRequest, AuthResponse, CardFields, Message, new_id, utc_now
+from mqtt.messages import AuthRequest, AuthResponse, AuthScenarios, CardFields, Message, new_id, utc_now
 from ui.devices.camera import FrameSource, live_jpeg_b64, open_camera
 from ui.devices.idcard.card import IdCard
 from ui.devices.idcard.reader import IdReader, ReaderEvent
-from ui.pages.auth_words import reason_lines, scenarios, score_lines
+from ui.pages.auth_words import ScenarioCatalogue, reason_lines, scenario_hint, scenario_title, score_lines
 from ui.pages.base import PageContext
 from ui.state.config import CounterConfig
 from ui.state.i18n import Texts
@@ -122,6 +122,8 @@ class TellerPage(QWidget):
         self.pending_id: str | None = None
         self.reader_status = "none" if reader is None else "stopped"
         self.reader_error = ""
+        # The scenarios the edge enforces, from its retained auth/scenarios message.
+        self.catalogue = ScenarioCatalogue(context.config.branch_id)
         self._make_widgets()
         self._lay_out()
         self._connect()
@@ -130,6 +132,7 @@ class TellerPage(QWidget):
 
     def _make_widgets(self) -> None:
         self.scenario = QComboBox()
+        self.scenario_hint = label("")
         self.customer = QLineEdit()
         self.amount = QLineEdit()
         self.consent = QCheckBox()
@@ -157,6 +160,7 @@ class TellerPage(QWidget):
             self.form.addWidget(field_widget, row, 1)
         left = QVBoxLayout()
         left.addLayout(self.form)
+        left.addWidget(self.scenario_hint)
         left.addWidget(self.reader_label)
         left.addWidget(self.card_panel)
         left.addWidget(self.consent)
@@ -175,6 +179,7 @@ class TellerPage(QWidget):
 
     def _connect(self) -> None:
         self.context.bridge.message_received.connect(self.on_message)
+        self.scenario.currentIndexChanged.connect(self.on_scenario_changed)
         self.capture_button.clicked.connect(self.on_capture_clicked)
         self.verify_button.clicked.connect(self.on_verify_clicked)
         self.reader_timer.timeout.connect(self.on_reader_timeout)
@@ -197,12 +202,7 @@ class TellerPage(QWidget):
 
     def retranslate(self, texts: Texts) -> None:
         self.texts = texts
-        current = self.scenario.currentData()
-        self.scenario.clear()
-        for policy in scenarios():
-            self.scenario.addItem(policy.title(texts.language), policy.name)
-        if current is not None:
-            self.scenario.setCurrentIndex(max(0, self.scenario.findData(current)))
+        self.show_scenarios()
         for widget, key in zip(self.form_labels, ("auth.scenario", "auth.customer", "auth.amount"),
                                strict=True):
             widget.setText(texts(key))
@@ -216,6 +216,31 @@ class TellerPage(QWidget):
         if self.camera is None:
             self.preview.setPixmap(placeholder_pixmap(self.context.metrics.photo_px * 2,
                                                       texts("auth.live.none")))
+
+    # -- scenarios --
+
+    def show_scenarios(self) -> None:
+        """The edge's scenarios in the drop-down; while none came, a disabled drop-down
+        that says it is waiting for them."""
+        current = self.scenario.currentData()
+        self.scenario.blockSignals(True)
+        self.scenario.clear()
+        self.scenario.setPlaceholderText(self.texts("auth.scenarios.waiting"))
+        for row, scenario in enumerate(self.catalogue.scenarios):
+            self.scenario.addItem(scenario_title(scenario, self.texts.language), scenario.name)
+            if scenario.rationale:
+                self.scenario.setItemData(row, scenario.rationale, Qt.ItemDataRole.ToolTipRole)
+        ready = self.scenario.count() > 0
+        self.scenario.setEnabled(ready)
+        self.scenario.setCurrentIndex(max(0, self.scenario.findData(current)) if ready else -1)
+        self.scenario.blockSignals(False)
+        self.on_scenario_changed()
+
+    @pyqtSlot()
+    def on_scenario_changed(self) -> None:
+        chosen = self.scenario.currentData()
+        selected = self.catalogue.get(chosen) if chosen is not None else None
+        self.scenario_hint.setText(scenario_hint(selected, self.texts))
 
     # -- devices --
 
@@ -258,6 +283,8 @@ class TellerPage(QWidget):
 
     def build_request(self) -> AuthRequest | str:
         """The request to send, or the text key of what is missing."""
+        if self.scenario.currentData() is None:
+            return "auth.need_scenario"
         if self.card is None:
             return "auth.need_card"
         customer = self.customer.text().strip()
@@ -301,6 +328,10 @@ class TellerPage(QWidget):
 
     @pyqtSlot(object)
     def on_message(self, message: Message) -> None:
+        if isinstance(message, AuthScenarios):
+            if self.catalogue.update(message):
+                self.show_scenarios()
+            return
         if not isinstance(message, AuthResponse) or message.request_id != self.pending_id:
             return
         t = self.texts

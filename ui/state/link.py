@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 # What each role reads; mirrors the broker ACL (mqtt/provision/acl.py).
 ROLE_READS: dict[str, tuple[str, ...]] = {
     "rm": ("arrivals", "claims"),
-    "teller": ("auth/responses/{self}",),
-    "supervisor": ("auth/escalations", "auth/decisions"),
+    "teller": ("auth/responses/{self}", "auth/scenarios"),
+    "supervisor": ("auth/escalations", "auth/decisions", "auth/scenarios"),
 }
 
 

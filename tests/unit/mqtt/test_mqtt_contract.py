@@ -44,6 +44,8 @@ def strategy_for(tp: Any, meta: Any) -> st.SearchStrategy[Any]:  # noqa: PLR0911
         return moments
     if tp is date:
         return st.dates()
+    if tp is bool:
+        return st.booleans()
     if tp is float:
         return st.floats(allow_nan=False, allow_infinity=False)
     if tp is int:
