@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge.config import EdgeConfig, load_config
 from edge.store.database import open_configured
-from edge.store.retention import forget_customer, open_outbox
+from edge.store.retention import forget_customer, known_outboxes, open_outbox
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     actor = args.actor or f"cli:{getpass.getuser()}"
     with open_configured(cfg.store, args.db, args.key_file, create=False) as store:
         erasure = store.erase_customer(args.customer, actor, args.reason)
-    arrivals_dropped = forget_waiting_arrivals(cfg, args.customer)
+        outboxes = outboxes_of(cfg, known_outboxes(store))
+    arrivals_dropped = forget_waiting_arrivals(outboxes, args.customer)
     if args.json:
         print(json.dumps(erasure.to_dict() | {"waiting_arrivals_removed": arrivals_dropped}, indent=2))
     else:
@@ -43,12 +44,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def forget_waiting_arrivals(cfg: EdgeConfig, customer_id: str) -> int:
-    """Arrivals (with the live thumbnail) still in the daemon's outbox go too."""
-    outbox = open_outbox(cfg.mqtt.outbox_path)
-    if outbox is None:
-        return 0
-    try:
-        return forget_customer(outbox, customer_id)
-    finally:
-        outbox.close()
+def outboxes_of(cfg: EdgeConfig, recorded: list[Path]) -> list[Path]:
+    """Every outbox that may hold the customer's arrivals: those the daemons of this store
+    recorded in it (whatever flags this command got) and the configured one."""
+    paths = [*recorded, Path(cfg.mqtt.outbox_path)]
+    unique = {str(p.expanduser().resolve()) if str(p) != ":memory:" else str(p): p for p in paths}
+    return list(unique.values())
+
+
+def forget_waiting_arrivals(outboxes: list[Path], customer_id: str) -> int:
+    """Arrivals (with the live thumbnail) still in a daemon's outbox go too.  The daemon
+    drops such arrivals itself as well, before it sends anything (edge.lobby.daemon)."""
+    removed = 0
+    for path in outboxes:
+        outbox = open_outbox(path)
+        if outbox is None:
+            continue
+        try:
+            removed += forget_customer(outbox, customer_id)
+        finally:
+            outbox.close()
+    return removed

@@ -85,6 +85,15 @@ class StoreBase:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
+    def meta_value(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (key, value))
+
     def gallery_generation(self) -> int:
         """Bumped on every template change: a running gallery reloads when it moves."""
         sql = "SELECT value FROM meta WHERE key = 'gallery_generation'"

@@ -188,6 +188,21 @@ class Biometrics(Customers):
                         "checkpoint", self.path)
         return not busy
 
+    def erasures_since(self, erasure_id: int, limit: int = 100) -> list[tuple[int, str, str]]:
+        """(id, customer id, erased at) of the erasures recorded after ``erasure_id``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, customer_id, erased_at FROM erasures WHERE id > ? ORDER BY id LIMIT ?",
+            (erasure_id, limit)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def last_erasure_id(self) -> int:
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM erasures").fetchone()[0])
+
+    def last_erased_at(self, customer_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT MAX(erased_at) FROM erasures WHERE customer_id = ?", (customer_id,)).fetchone()
+        return None if row[0] is None else str(row[0])
+
     def erasures(self, customer_id: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(
             "SELECT * FROM erasures WHERE customer_id = ? ORDER BY id", (customer_id,)

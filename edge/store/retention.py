@@ -7,7 +7,11 @@ Where live face data is kept, and what removes it (README "Privacy"):
   deletes a row once it has expired (receivers drop an expired message anyway,
   so it is never worth sending) and any row with an image older than
   ``[retention] live_captures_h``; ``forget_customer`` deletes a customer's
-  waiting arrivals when their consent is withdrawn (``branch-edge erase``).
+  waiting arrivals when their consent is withdrawn (``branch-edge erase``, which
+  finds the outbox through the store: the daemon records its outbox's path
+  there), and the daemon itself drops every waiting arrival whose customer has
+  no active consent, or was erased after the sighting, before it sends anything
+  (``forget_withdrawn``) and whenever it sees a new erasure.
 * the PAD's journal: arrivals until they expire (``ui.state.journal`` deletes expired
   rows whenever it records or replays).
 * memory only: the tracker's face crops, authorization requests' images.
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from edge.config import RetentionConfig
 from edge.store.audit import AUDIT_CHECKPOINT_KEY
-from edge.store.base import iso
+from edge.store.base import iso, parse_time
 from edge.store.database import Store
 from mqtt.codec import DecodeError, decode
 from mqtt.messages import Arrival, Message, utc_now
@@ -39,6 +43,10 @@ from mqtt.outbox import Outbox, Pending
 log = logging.getLogger(__name__)
 
 ACTOR = "retention"
+# meta key: the outboxes daemons opened on this store (JSON list of absolute paths), so that
+# ``branch-edge erase`` reaches the waiting arrivals whatever flags it was given.
+OUTBOX_PATHS_KEY = "outbox_paths"
+MAX_OUTBOX_PATHS = 8
 # The append-only triggers of the audit table, exactly as the store's schema creates them.
 _AUDIT_DELETE_TRIGGER = ("CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
                          "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END")
@@ -92,6 +100,53 @@ def forget_customer(outbox: Outbox, customer_id: str) -> int:
             outbox.remove(item.seq)
             removed += 1
     return removed
+
+
+def arrival_withdrawn(store: Store, arrival: Arrival) -> bool:
+    """The customer has no active consent, or was erased at or after the sighting."""
+    cid = arrival.customer.customer_id
+    if store.active_consent(cid) is None:
+        return True
+    erased = store.last_erased_at(cid)
+    return erased is not None and parse_time(erased) >= arrival.seen_at
+
+
+def forget_withdrawn(outbox: Outbox, store: Store) -> int:
+    """Delete every waiting arrival whose customer withdrew consent (see :func:`arrival_withdrawn`)."""
+    removed = 0
+    for item in outbox.pending(limit=len(outbox) + 1):
+        try:
+            message = decode(item.payload)
+        except DecodeError:
+            continue
+        if isinstance(message, Arrival) and arrival_withdrawn(store, message):
+            outbox.remove(item.seq)
+            removed += 1
+    return removed
+
+
+def remember_outbox(store: Store, path: Path | str) -> None:
+    """Record where a daemon of this store keeps its outbox (``:memory:`` is nowhere)."""
+    if str(path) == ":memory:":
+        return
+    resolved = str(Path(path).expanduser().resolve())
+    known = [str(p) for p in known_outboxes(store, existing=False)]
+    if known and known[-1] == resolved:
+        return
+    others = [p for p in known if p != resolved][-(MAX_OUTBOX_PATHS - 1):]
+    paths = [*others, resolved]
+    store.set_meta_value(OUTBOX_PATHS_KEY, json.dumps(paths))
+
+
+def known_outboxes(store: Store, existing: bool = True) -> list[Path]:
+    """The outboxes daemons of this store used, newest last (only those that exist)."""
+    text = store.meta_value(OUTBOX_PATHS_KEY)
+    try:
+        paths = [Path(p) for p in json.loads(text)] if text else []
+    except (ValueError, TypeError):
+        log.warning("store meta %s is not a list of paths; ignored", OUTBOX_PATHS_KEY)
+        return []
+    return [p for p in paths if not existing or p.is_file()]
 
 
 def audit_checkpoint(store: Store) -> int:
