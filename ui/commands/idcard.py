@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import signal
 import sys
 import threading
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.core.errors import BranchEdgeError
+from edge.core.files import UnsafeFileError, read_regular_file
 from edge.core.idcard_rules import LONG_TERM, mask_id_number, parse_date
+from edge.core.safe_output import console_text
 from ui.devices.idcard import has_errors, validate_card
 from ui.devices.idcard.card import CardReadError
 from ui.devices.idcard.mrz import MrzError, parse_mrz
@@ -20,9 +23,10 @@ from ui.devices.idcard.photo import load_decoder
 from ui.devices.idcard.reader import decode_photo, read_card
 from ui.devices.idcard.samples import sample_cards, write_deck
 from ui.devices.idcard.sdk import SdtApiReader, TermbReader
-from ui.devices.idcard.simulator import PtySimulator, SimulatorError, load_cards
+from ui.devices.idcard.simulator import MAX_PHOTO_BYTES, PtySimulator, SimulatorError, load_cards
 
 EXIT_OK, EXIT_RULES_FAILED, EXIT_USER_ERROR = 0, 1, 2
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,16 +70,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _guarded(func: Any) -> Any:
+    """Every failure is one line and exit 2 ("nothing read"); exit 1 stays reserved for a
+    card that was read but failed a rule.  An unexpected exception (a bug, not a reader
+    fault: the protocol layer raises CardReadError only) is logged with its traceback
+    and still exits 2 with code ``internal_error``."""
     def run(args: argparse.Namespace) -> int:
         try:
             return int(func(args))
         except BranchEdgeError as exc:
-            code = getattr(exc, "code", "")
-            if getattr(args, "json", False):
-                print(json.dumps({"ok": False, "error": code, "message": str(exc)}, ensure_ascii=False))
-            print(f"branch-pad idcard: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
+            return _fail(args, getattr(exc, "code", ""), str(exc))
+        except Exception as exc:
+            log.debug("branch-pad idcard failed", exc_info=exc)
+            return _fail(args, "internal_error", f"unexpected {type(exc).__name__}: {exc}")
     return run
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": code, "message": message}, ensure_ascii=False))
+    print(console_text(f"branch-pad idcard: {message}"), file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 def _read(args: argparse.Namespace) -> Any:
@@ -147,8 +161,8 @@ def _print_card(card: Any, problems: list[Any], photo: str | None, show_numbers:
                          ("valid", f"{date_words(card.valid_from)} - {date_words(card.valid_to)}"),
                          ("authority", card.authority), ("nationality", card.nationality),
                          ("pass_number", pass_number)):
-        if value:
-            print(f"  {label:12} {value}")
+        if value:  # chip text is checked for C0 controls; bidi and C1 are escaped here
+            print(console_text(f"  {label:12} {value}"))
     print(f"  {'photo':12} {photo or ('decoded' if card.photo_jpeg else card.photo_error)}")
     for p in problems:
         print(f"  [{p.severity}] {p.code}: {p.message_zh} / {p.message_en}")
@@ -186,8 +200,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def run_samples(args: argparse.Namespace) -> int:
     try:
-        photos = [path.read_bytes() for path in args.photo]
-    except OSError as exc:
+        photos = [read_regular_file(path, MAX_PHOTO_BYTES, "photo") for path in args.photo]
+    except UnsafeFileError as exc:
         raise SimulatorError(f"cannot read the photo: {exc}") from exc
     cards = sample_cards(dt.date.today())
     path = write_deck(args.out, cards, photos)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ui.devices.idcard.card import CardReadError, IdCard, card_from_blocks
-from ui.devices.idcard.frames import Command, FrameReceiver, Response
+from ui.devices.idcard.frames import Command, FrameError, FrameReceiver, Response
 from ui.devices.idcard.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ReaderSession:
             if data:
                 last_data = now
             if bodies := receiver.feed(data):
-                return Response.decode_body(bodies[0])
+                return _response(bodies[0], step)
             if (receiver.rejected or receiver.pending()) and now - last_data > self.timeouts.stall:
                 break
         return self._no_reply(receiver, timeout, step)
@@ -122,8 +122,11 @@ class ReaderSession:
 
     def sam_id(self) -> str:
         response = self.exchange(SAM_ID, self.timeouts.sam, "read SAM ID")
-        if response.sw3 != SW_OK or len(response.data) < 16:
+        if response.sw3 != SW_OK:
             raise status_error(response.sw3, "read SAM ID")
+        if len(response.data) < 16:
+            raise CardReadError("The reader's SAM ID answer is too short; the reader may need service",
+                                "length_error")
         return format_sam_id(response.data[:16])
 
     def find(self) -> bool:
@@ -178,6 +181,17 @@ class ReaderSession:
         self.awaiting_removal = True
         log.info("card read: type %r", card.card_type)
         return card
+
+
+def _response(body: bytes, step: str) -> Response:
+    """The response in a frame body with a valid checksum; CardReadError when it is too short
+    to hold a status (a reader fault or line noise that happened to checksum)."""
+    try:
+        return Response.decode_body(body)
+    except FrameError as exc:
+        raise CardReadError(f"The reader's answer was malformed during {step} ({exc}); place the "
+                            "card again, and have the reader checked if it keeps happening",
+                            "bad_reply") from exc
 
 
 def split_read_data(data: bytes, fingerprint: bool) -> tuple[bytes, bytes, bytes]:

@@ -68,6 +68,13 @@ class IdReader:
     ``stopped``.  A card is reported once: the same card is not reported again
     until the reader has seen the field empty (the "card must leave" rule,
     enforced here too for readers that do not enforce it themselves).
+
+    Whatever goes wrong (a reader fault, a malformed answer, an unplugged cable,
+    or a bug in a parser) is reported as an ``error`` event and the thread
+    reconnects: after ``n`` failures in a row it waits :func:`backoff_delay`
+    (0.1 s doubling to 5 s), and one good answer resets the count.  ``failures``
+    counts every error since the start; an unexpected exception is logged with
+    its traceback once per exception type.
     """
 
     def __init__(self, transport_factory: Callable[[], Transport], decoder: PhotoDecoder | None = None,
@@ -78,6 +85,9 @@ class IdReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.status = "stopped"
+        self.failures = 0
+        self._in_a_row = 0
+        self._logged: set[str] = set()
 
     def start(self) -> None:
         if self._thread is None:
@@ -106,27 +116,47 @@ class IdReader:
         self.status = status
         self._events.put(ReaderEvent(kind, status, card, error))
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._set("connecting")
             try:
                 transport = self._factory()
-            except CardReadError as exc:
-                self._set("error", error=exc)
-                self._stop.wait(1.0)
+            except Exception as exc:  # the port is absent, busy, refused: report and retry
+                self._failed(exc)
                 continue
             try:
                 self._poll_loop(ReaderSession(transport, self._timeouts))
-            except CardReadError as exc:
-                self._set("error", error=exc)
-                self._stop.wait(self._timeouts.poll_interval)
+            except Exception as exc:  # a reader fault or a parser bug: never the end of the thread
+                self._failed(exc)
             finally:
-                transport.close()
+                try:
+                    transport.close()
+                except Exception as exc:  # a port that fails to close is already gone
+                    log.debug("closing the reader's port failed: %s", exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self._in_a_row += 1
+        if not isinstance(exc, CardReadError):
+            kind = type(exc).__name__
+            if kind not in self._logged:
+                self._logged.add(kind)
+                log.error("ID-card reader: unexpected %s; reconnecting", kind, exc_info=exc)
+            exc = CardReadError(f"The reader's answer could not be handled ({kind}); place the card "
+                                "again, and have the reader checked if it keeps happening", "reader_fault")
+        self._set("error", error=exc)
+        self._stop.wait(backoff_delay(self._in_a_row, self._timeouts.poll_interval))
 
     def _poll_loop(self, session: ReaderSession) -> None:
         field_empty_seen = True
         while not self._stop.is_set():
-            if not session.find():
+            present = session.find()
+            self._in_a_row = 0  # the reader answers: the next failure starts the back-off again
+            if not present:
                 field_empty_seen = True
                 self._set("remove_card" if session.awaiting_removal else "waiting")
             elif field_empty_seen:
@@ -139,6 +169,14 @@ class IdReader:
                 self._set("remove_card", card=decode_photo(text_card, self._decoder))
                 continue
             self._stop.wait(self._timeouts.poll_interval)
+
+
+MAX_BACKOFF_S = 5.0
+
+
+def backoff_delay(failures_in_a_row: int, base: float, cap: float = MAX_BACKOFF_S) -> float:
+    """Seconds to wait before reconnecting after the ``n``-th failure in a row (n >= 1)."""
+    return float(min(cap, base * 2.0 ** min(max(failures_in_a_row - 1, 0), 30)))
 
 
 def _read_after_select(session: ReaderSession) -> IdCard:

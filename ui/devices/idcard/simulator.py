@@ -12,8 +12,9 @@ table or :meth:`ReaderSimulator.set_fault`:
 
 ``no_card``, ``read_fail`` (0x41), ``auth_fail`` (0x32), ``sam_fail`` (0x60 to
 everything), ``bad_checksum`` and ``truncated`` (on the read reply), ``slow``
-(seconds of delay before each reply), ``card_not_removed`` and ``garbage``
-(line noise before every reply).
+(seconds of delay before each reply), ``card_not_removed``, ``garbage``
+(line noise before every reply) and ``short_reply`` (every reply a frame with
+a valid checksum but a one-byte body, too short for a status word).
 """
 
 from __future__ import annotations
@@ -33,14 +34,19 @@ from typing import Any
 
 from edge.core import idcard_rules as rules
 from edge.core.errors import BranchEdgeError
+from edge.core.files import UnsafeFileError, read_regular_file
 from ui.devices.idcard.card import IdCard, card_from_text, encode_text
 from ui.devices.idcard.frames import PREAMBLE, Command, FrameReceiver, Response
 from ui.devices.idcard.photo import SimulatorPhotoDecoder
 
 log = logging.getLogger(__name__)
 
+MAX_CARD_FILE_BYTES = 1024 * 1024
+MAX_PHOTO_BYTES = 50 * 1024 * 1024
 FAULTS = ("no_card", "read_fail", "auth_fail", "sam_fail", "bad_checksum", "truncated", "slow",
-          "card_not_removed", "garbage")
+          "card_not_removed", "garbage", "short_reply")
+# LEN 00 02, one body byte, CHK = 00 ^ 02 ^ 90: well formed, but no room for SW1 SW2 SW3.
+SHORT_REPLY = PREAMBLE + bytes.fromhex("00029092")
 # Line noise sent before every reply under the "garbage" fault: a broken
 # preamble, a preamble with an impossible length and one with a bad checksum.
 NOISE = (bytes.fromhex("00AAAA13AAAAAA96FF") + PREAMBLE + b"\xff\xff"
@@ -81,9 +87,10 @@ def _sim_card(entry: dict[str, Any], base: Path, decoder: SimulatorPhotoDecoder)
     image = b""
     if photo := entry.pop("photo", None):
         path = base / str(photo)
-        if not path.is_file():
-            raise SimulatorError(f"card photo {path} does not exist")
-        image = path.read_bytes()
+        try:
+            image = read_regular_file(path, MAX_PHOTO_BYTES, "card photo")
+        except UnsafeFileError as exc:
+            raise SimulatorError(str(exc)) from exc
     fingerprint = bool(entry.pop("fingerprint", False))
     wlt = decoder.add(image) if image else bytes(1024)
     try:
@@ -98,9 +105,11 @@ def _sim_card(entry: dict[str, Any], base: Path, decoder: SimulatorPhotoDecoder)
 def load_cards(path: Path) -> CardDeck:
     """Read a card file (TOML, or JSON when it ends in .json)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, MAX_CARD_FILE_BYTES, "card file").decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as exc:
+    except UnsafeFileError as exc:
+        raise SimulatorError(str(exc)) from exc
+    except (ValueError, RecursionError) as exc:
         raise SimulatorError(f"cannot read the card file {path}: {exc}") from exc
     decoder = SimulatorPhotoDecoder()
     cards = [_sim_card(entry, path.parent, decoder) for entry in data.get("cards", [])]
@@ -176,6 +185,8 @@ class ReaderSimulator:
             return NOISE + reply if "garbage" in self.faults else reply
 
     def _respond(self, command: Command) -> bytes:
+        if "short_reply" in self.faults:
+            return SHORT_REPLY
         if "sam_fail" in self.faults:
             return Response(0x60).encode()
         handlers = {

@@ -13,6 +13,7 @@ how they look on the wire is its own business:
 from __future__ import annotations
 
 import os
+import re
 import select
 import time
 from typing import Protocol
@@ -21,6 +22,8 @@ from ui.devices.idcard.card import CardReadError
 from ui.devices.idcard.frames import PREAMBLE
 
 BAUD_RATES = (115200, 57600, 38400, 19200, 9600)
+ALLOW_URLS_ENV = "BRANCH_PAD_IDCARD_ALLOW_URLS"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class Transport(Protocol):
@@ -35,8 +38,21 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def check_serial_port(port: str) -> None:
+    """Refuse a pyserial URL (``socket://``, ``rfc2217://``, ``loop://``, any ``scheme://``).
+
+    A reader is a local serial device; a URL would send ID-card data over the
+    network or let a config point the reader at a fake one.  Tests that need a
+    URL (``loop://``) set ``BRANCH_PAD_IDCARD_ALLOW_URLS=1``: test-only, never in
+    a deployment.
+    """
+    if _URL.match(port) and os.environ.get(ALLOW_URLS_ENV) != "1":
+        raise CardReadError(f"the reader port {port!r} is a network URL; only serial devices "
+                            "(/dev/ttyUSB0, /dev/ttyACM0, a pty) are allowed", "bad_port")
+
+
 class SerialTransport:
-    """A serial port (or pty) through pyserial."""
+    """A serial port (or pty) through pyserial; never a URL (see :func:`check_serial_port`)."""
 
     def __init__(self, port: str, baudrate: int = 115200) -> None:
         import serial  # noqa: PLC0415 - pyserial only when a serial reader is opened
@@ -44,9 +60,14 @@ class SerialTransport:
         if baudrate not in BAUD_RATES:
             raise CardReadError(f"baud rate {baudrate} is not one the reader accepts {BAUD_RATES}",
                                 "bad_port")
+        check_serial_port(port)
         try:
-            self._port = serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",
-                                               stopbits=1, timeout=0, exclusive=True)
+            if _URL.match(port):  # allowed for a test only
+                self._port = serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",
+                                                   stopbits=1, timeout=0, exclusive=True)
+            else:
+                self._port = serial.Serial(port, baudrate=baudrate, bytesize=8, parity="N",
+                                           stopbits=1, timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise CardReadError(f"cannot open the reader on {port}: {exc}", "port_unavailable") from exc
         self._error = serial.SerialException
