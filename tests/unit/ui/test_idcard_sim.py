@@ -7,16 +7,20 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.mqtt_fixtures import wait_until
+from ui.devices.idcard import protocol
 from ui.devices.idcard.card import CardReadError
-from ui.devices.idcard.protocol import ReaderSession, Timeouts
+from ui.devices.idcard.frames import Command
+from ui.devices.idcard.protocol import FIND, ReaderSession, Timeouts
 from ui.devices.idcard.reader import IdReader, ReaderEvent, open_transport, read_card
 from ui.devices.idcard.samples import sample_cards, write_deck
 from ui.devices.idcard.simulator import HidSimulator, PtySimulator, SimulatorError, load_cards
@@ -221,20 +225,62 @@ def wait_event(reader: IdReader, kind: str, seconds: float = 5.0) -> ReaderEvent
     raise AssertionError(f"no {kind} event within {seconds} s (status {reader.status})")
 
 
-def test_polling_reader_reports_each_card_once(sim: PtySimulator, deck_file: Path) -> None:
+def counted_finds(sim: PtySimulator, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many find-card commands the simulated reader has answered so far."""
+    finds = 0
+    handle = sim.sim.handle
+
+    def counting(command: Command) -> bytes:
+        nonlocal finds
+        finds += (command.cmd, command.para) == (FIND.cmd, FIND.para)
+        return handle(command)
+
+    monkeypatch.setattr(sim.sim, "handle", counting)
+    return lambda: finds
+
+
+def test_poll_never_waits_for_the_worker() -> None:
+    """poll() answers at once while the worker is stuck opening the port: were it to wait for
+    the worker, it would return the error the worker reports once the valve opens."""
+    inside, valve = threading.Event(), threading.Event()
+
+    def stuck() -> SerialTransport:
+        inside.set()
+        valve.wait(60)
+        raise OSError("the port is gone")
+
+    reader = IdReader(stuck)
+    reader.start()
+    safety = threading.Timer(30, valve.set)
+    safety.start()
+    try:
+        assert inside.wait(10)
+        connecting = reader.poll()
+        assert connecting is not None and connecting.status == "connecting"
+        assert reader.poll() is None
+        assert not valve.is_set()
+    finally:
+        safety.cancel()
+        valve.set()
+        reader.stop()
+
+
+def test_polling_reader_reports_each_card_once(sim: PtySimulator, deck_file: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     sim.sim.set_fault("card_not_removed")
+    finds = counted_finds(sim, monkeypatch)
     reader = IdReader(lambda: open_transport(sim.path), load_cards(deck_file).decoder(),
                       Timeouts(poll_interval=0.05))
     reader.start()
     try:
-        started = time.monotonic()
-        reader.poll()
-        assert time.monotonic() - started < 0.05  # never blocks, even while the worker is busy
         first = wait_event(reader, "card")
         assert first.card is not None and first.card.photo_jpeg is not None
-        time.sleep(0.6)
+        # The card stays on the reader: five more looks at the field, and no second read.
+        looked = finds()
+        assert wait_until(lambda: finds() >= looked + 5, 10), "the reader stopped polling"
         events = list(iter(reader.poll, None))
         assert [e.kind for e in events if e.kind == "card"] == []
+        assert sim.sim.reads == 1
         assert reader.status == "remove_card"
         sim.sim.set_fault("card_not_removed", 0)
         sim.sim.place(2)
@@ -275,20 +321,31 @@ def test_hid_transport_adds_back_preamble_and_length() -> None:
 
 
 class ScriptedLine:
-    """A serial line that delivers scripted chunks at set times after each write."""
+    """A serial line that delivers scripted chunks at set times after each write.
+
+    Time is virtual: a read that waits ``timeout`` moves the line's clock on by that much,
+    and the session under test reads the same clock (see ``on_the_line_clock``), so what is
+    checked is when the session gives up, not how fast this machine is."""
 
     def __init__(self, script: list[tuple[float, bytes]]) -> None:
-        self.script, self.sent, self._queue = script, [], []
-        self._start = 0.0
+        self.script, self.sent = script, []
+        self._queue: list[tuple[float, bytes]] = []
+        self.now = self._start = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
     def write(self, frame: bytes) -> None:
         self.sent.append(frame)
-        self._start, self._queue = time.monotonic(), list(self.script)
+        self._start, self._queue = self.now, list(self.script)
 
     def read(self, timeout: float) -> bytes:
-        time.sleep(timeout)
-        due = [c for at, c in self._queue if time.monotonic() - self._start >= at]
-        self._queue = [(at, c) for at, c in self._queue if time.monotonic() - self._start < at]
+        self.now += timeout
+        due = [c for at, c in self._queue if self.now - self._start >= at]
+        self._queue = [(at, c) for at, c in self._queue if self.now - self._start < at]
         return b"".join(due)
 
     def discard_input(self) -> None:
@@ -298,19 +355,26 @@ class ScriptedLine:
         pass
 
 
-def test_noise_then_a_late_reply_is_not_mistaken_for_a_cut_frame() -> None:
+def on_the_line_clock(line: ScriptedLine, monkeypatch: pytest.MonkeyPatch) -> ScriptedLine:
+    monkeypatch.setattr(protocol, "time", line)
+    return line
+
+
+def test_noise_then_a_late_reply_is_not_mistaken_for_a_cut_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     from ui.devices.idcard.frames import Response
 
-    line = ScriptedLine([(0.0, b"\x13\x37\x00\xaa"), (0.8, Response(0x9F, bytes(4)).encode())])
+    line = on_the_line_clock(
+        ScriptedLine([(0.0, b"\x13\x37\x00\xaa"), (0.8, Response(0x9F, bytes(4)).encode())]), monkeypatch)
     assert ReaderSession(line, Timeouts(find=2.0)).find() is True
+    assert 0.8 <= line.now < 2.0  # the reply 0.8 s after the noise was waited for
 
 
-def test_a_frame_that_stops_mid_way_fails_after_the_stall_not_the_full_timeout() -> None:
+def test_a_frame_that_stops_mid_way_fails_after_the_stall_not_the_full_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from ui.devices.idcard.frames import Response
 
-    line = ScriptedLine([(0.0, Response(0x90, bytes(100)).encode()[:40])])
-    started = time.monotonic()
+    line = on_the_line_clock(ScriptedLine([(0.0, Response(0x90, bytes(100)).encode()[:40])]), monkeypatch)
     with pytest.raises(CardReadError) as info:
         ReaderSession(line, Timeouts(read=5.0, stall=0.3)).read_blocks()
     assert info.value.code == "truncated"
-    assert time.monotonic() - started < 2.0
+    assert line.now < 1.0  # line seconds: given up after the 0.3 s stall, not the 5 s read timeout
