@@ -4,13 +4,18 @@ or embeddings at INFO or above (DESIGN.md)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
+import os
+import stat
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from edge.core.files import PRIVATE_FILE, create_private_file, private_dir
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # LogRecord attributes that are not "extra" fields passed by the caller.
@@ -44,6 +49,22 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extra}" if extra else line
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are created 0600 (an existing one is narrowed to 0600).
+
+    Logs carry customer and visit ids, device names and error details: readable by
+    the service account only, also when the daemon runs outside its systemd unit
+    (whose ``UMask=0077`` would otherwise be the only guard).  Rotation renames the
+    file (its mode goes with it) and opens a new one through :meth:`_open`."""
+
+    def _open(self) -> io.TextIOWrapper:
+        path = Path(self.baseFilename)
+        create_private_file(path)
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, PRIVATE_FILE)
+        return super()._open()
+
+
 def configure_logging(level: str, fmt: str, stream: TextIO | None = None, *, file: Path | None = None,
                       max_bytes: int = 10_000_000, backups: int = 5) -> None:
     """Replace the root handlers: ``fmt`` is "text" or "json".
@@ -54,9 +75,9 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None, *, fil
     handler = logging.StreamHandler(stream or sys.stderr)
     handlers: list[logging.Handler] = [handler]
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(file.parent)
         handler.setLevel(logging.WARNING)
-        handlers.append(logging.handlers.RotatingFileHandler(
+        handlers.append(PrivateRotatingFileHandler(
             file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PyQt6.QtCore import QObject, QTimer, pyqtSlot
 from PyQt6.QtWidgets import QApplication, QWidget
 
+from edge.core.files import create_private_file
 from mqtt.messages import Arrival
 from ui.pages.rm import RmPage
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def save_png(widget: QWidget, path: Path) -> Path:
     """Render ``widget`` (shown or not) into ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)  # a customer card (name, live face): 0600, its folder 0700; Qt keeps the mode
     # Run pending layout and show events: grab what the user would see.  (This may run
     # other queued slots too; callers must tolerate re-entry, see CardShooter.)
     QApplication.sendPostedEvents()

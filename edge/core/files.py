@@ -17,12 +17,15 @@ Stdlib only (``os``, ``stat``), so ``ui/`` can use it without importing the edge
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 from pathlib import Path
 from typing import TextIO
 
 from edge.core.errors import BranchEdgeError
+
+log = logging.getLogger(__name__)
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -123,6 +126,28 @@ def create_private_file(path: Path | str) -> Path:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
                          PRIVATE_FILE))
     return path
+
+
+def private_database(path: Path | str) -> None:
+    """Make a SQLite database readable by its owner only, before SQLite opens it.
+
+    The file is created 0600 (its folder 0700) unless it exists; an existing file and
+    its ``-wal``, ``-shm`` and ``-journal`` companions (left 0644 by an older version or
+    another umask) are narrowed to 0600.  SQLite creates the companions with the
+    database file's own mode, so they follow.  ``:memory:`` is left alone.
+    """
+    if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+        return
+    path = create_private_file(path)
+    for part in ("", "-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + part)
+        try:
+            if stat.S_IMODE(companion.stat().st_mode) & 0o077:
+                os.chmod(companion, PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+        except OSError as err:  # not ours to change: say so, the caller still opens it
+            log.warning("cannot make %s private (mode 0600): %s", companion, err.strerror)
 
 
 def open_private(path: Path | str, newline: str | None = None) -> TextIO:

@@ -12,7 +12,6 @@ account numbers are masked at import and never stored in full.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from edge.core.errors import BranchEdgeError
+from edge.core.files import private_database
 from edge.crm.catalogue import Product
 
 BUSY_TIMEOUT_MS = 5000
@@ -198,9 +198,9 @@ def _date(value: object) -> date | None:
 
 
 def _create_private_file(path: Path) -> None:
-    # Customer names and holdings: readable by the service account only.
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Customer names and holdings: readable by the service account only (0600 file and
+    # WAL, 0700 folder when it is made here; an older loose file is narrowed).
+    private_database(path)
 
 
 class CrmStore:

@@ -15,6 +15,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+from edge.core.files import private_database
 from mqtt.codec import DecodeError, decode, encode
 from mqtt.messages import Claim, Expiring, Message, utc_now
 from mqtt.receiver import Delivery
@@ -37,6 +38,7 @@ def keep_until(message: Message) -> float | None:
 class Journal:
     def __init__(self, path: Path | str) -> None:
         self._lock = threading.Lock()
+        private_database(path)  # names and live face JPEGs: 0600, whatever the umask
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from edge.config import EdgeConfig
+from edge.core.files import open_private, private_dir, write_private_bytes
 from edge.core.gallery import Decision, Gallery
 from edge.crm.portrait import PortraitBuilder
 from edge.crm.records import CrmStore
@@ -140,7 +141,7 @@ def plan_demo_branch(
 
 
 def write_customers_csv(people: list[DemoCustomer], faces_dir: Path, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as out:
+    with open_private(path, newline="") as out:  # names beside face photos: owner only
         writer = csv.writer(out)
         writer.writerow(
             [
@@ -267,7 +268,7 @@ def open_demo_store(out: Path, cfg: EdgeConfig) -> Store:
 def run_demo(
     out: Path, faces_dir: Path, cfg: EdgeConfig, models_dir: Path | None = None
 ) -> dict[str, object]:
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # customer names, a key, face thumbnails: owner only
     people, probes = plan_demo_branch(faces_dir)
     csv_path = out / "demo-customers.csv"
     write_customers_csv(people, faces_dir, csv_path)
@@ -290,7 +291,8 @@ def run_demo(
     )
     summary["lobby"] = run_lobby(out, faces_dir, cfg, engine, people)
     report_json = {"summary": summary, "results": [asdict(r) for r in results]}
-    (out / "demo-summary.json").write_text(json.dumps(report_json, indent=2, ensure_ascii=False))
+    summary_json = json.dumps(report_json, indent=2, ensure_ascii=False)
+    write_private_bytes(out / "demo-summary.json", summary_json.encode("utf-8"))
     print(f"output: {out}/")
     return summary
 

@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.core.files import open_private, private_dir
 from edge.crm.importer import REQUIRED, ImportReport, import_files
 from edge.crm.records import KINDS, CrmStore
 
@@ -102,12 +103,12 @@ class DemoCrm:
         self.rows[table].append(values)
 
     def write_csv(self, folder: Path) -> dict[str, Path]:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)  # names, holdings, transactions: owner only
         paths = {}
         for kind, rows in self.rows.items():
             columns = list(REQUIRED[kind]) + sorted({k for r in rows for k in r} - set(REQUIRED[kind]))
             paths[kind] = folder / f"{kind}.csv"
-            with paths[kind].open("w", newline="", encoding="utf-8") as out:
+            with open_private(paths[kind], newline="") as out:
                 writer = csv.DictWriter(out, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)

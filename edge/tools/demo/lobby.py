@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import CameraConfig, EdgeConfig
+from edge.core.files import open_private
 from edge.crm.portrait import PortraitBuilder
 from edge.lobby.daemon import EdgeDaemon
 from edge.store.database import Store
@@ -50,7 +51,7 @@ def visitors_csv(customers_csv: Path, out: Path, visitors: int) -> Path:
     with customers_csv.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     chosen = list(dict.fromkeys(r["customer_id"] for r in rows))[:visitors]
-    with out.open("w", encoding="utf-8", newline="") as handle:
+    with open_private(out, newline="") as handle:  # customer names: owner only
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(r for r in rows if r["customer_id"] in chosen)
