@@ -1,5 +1,6 @@
 """End to end: the camera daemon on a synthetic lobby video (real models) -> Mosquitto (TLS,
-ACL) -> the PAD app's feed shows each enrolled customer once, within a measured bound."""
+ACL) -> the PAD app's feed shows each enrolled customer once; the latency is printed, not bounded
+(timings belong in ``branch-edge bench notify``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from edge.store.database import open_configured
 from edge.tools.synth import SynthSpec, generate_lobby, write_consenting_customers
 from mqtt.messages import Arrival, utc_now
 from tests.daemon_fixtures import edge_client, edge_config, store_opener
-from tests.mqtt_fixtures import client_config, mosquitto_broker, provisioned_branch  # noqa: F401
+from tests.mqtt_fixtures import arrival, client_config, mosquitto_broker, provisioned_branch  # noqa: F401
 from ui.app import PadApp
 from ui.pages.rm import RmPage
 from ui.state.config import PadConfig
@@ -23,9 +24,6 @@ from ui.state.config import PadConfig
 # WORKAROUND: the offscreen platform warns "does not support propagateSizeHints()" for every
 # top-level window with a layout; it is not about our code.
 pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
-
-BOUND_S = 5.0  # sighting -> on the RM's screen
-
 
 @pytest.fixture(scope="module")
 def lobby(tmp_path_factory, data_dir: Path):  # type: ignore[no-untyped-def]
@@ -69,19 +67,24 @@ def test_daemon_to_pad_feed(qtbot, tmp_path: Path, branch, engine, lobby) -> Non
     daemon.start()
     try:
         # The daemon's recognition is tested in tests/e2e/test_daemon_e2e.py; here: whatever it
-        # published reaches the feed, once each, within the bound.
+        # published reaches the feed, once each.
         qtbot.waitUntil(lambda: daemon.sources_done() and len(latencies) == daemon.worker.arrivals,
                         timeout=90_000)
-        qtbot.wait(500)  # nothing more comes
+        # Nothing more comes: a last arrival from the daemon's own connection, on the same topic,
+        # is delivered after anything it sent before (MQTT keeps one publisher's order).
+        last = arrival(prov.branch_id, seq=9999)
+        daemon.client.publish(last)
+        qtbot.waitUntil(lambda: last.customer.customer_id in latencies, timeout=30_000)
     finally:
         daemon.stop()
         pad.stop()
+    del latencies[last.customer.customer_id]
     shown = [page.feed.find(i).arrival.customer.customer_id for i in page.feed_list.ids()]  # type: ignore[union-attr]
+    shown.remove(last.customer.customer_id)
     assert shown, "no customer recognised in the lobby video"
     assert set(shown) <= enrolled and len(shown) == len(set(shown)) == daemon.worker.arrivals
-    assert page.notifier.played == len(shown)
+    assert page.notifier.played == len(shown) + 1
     result = {"bench": "pad_daemon_e2e", "customers": len(latencies), "enrolled_in_video": len(enrolled),
               "median_s": round(statistics.median(latencies.values()), 3),
-              "max_s": round(max(latencies.values()), 3), "bound_s": BOUND_S}
+              "max_s": round(max(latencies.values()), 3)}
     print(json.dumps(result))
-    assert result["max_s"] < BOUND_S, result
