@@ -28,8 +28,11 @@ Validate (the same pure rules run at the edge, from ``edge.core.idcard_rules``):
 
 Errors: every reader/card failure is ``CardReadError`` (a ``BranchEdgeError``)
 with a stable ``code`` (``no_card``, ``card_not_removed``, ``timeout``,
-``bad_frame``, ``truncated``, ``read_failed``, ``port_unavailable``, ...) and a
-message for the teller.  Passports: ``ui.devices.idcard.mrz.parse_mrz(text) -> Mrz``.
+``bad_frame``, ``truncated``, ``bad_reply``, ``read_failed``, ``port_unavailable``,
+``bad_port``, ``reader_fault``, ...) and a message for the teller; nothing else
+comes out of the protocol layer, and ``IdReader`` reconnects after any failure.
+Ports are serial devices only: a pyserial URL (``socket://`` ...) is refused unless
+``BRANCH_PAD_IDCARD_ALLOW_URLS=1`` (tests only).  Passports: ``ui.devices.idcard.mrz.parse_mrz(text) -> Mrz``.
 Photo decoders: ``ui.devices.idcard.photo.load_decoder("vendor:/path/libwlt.so")`` or
 ``"simulator:cards.toml"``.  Simulator: ``ui.devices.idcard.simulator.PtySimulator``.
 """
