@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from edge.tools.synth import SynthSpec, generate_lobby, write_consenting_custome
 from mqtt.messages import Arrival, utc_now
 from mqtt.topics import BranchTopics
 from tests.daemon_fixtures import edge_client, edge_config, store_opener
+from tests.mqtt_fixtures import arrival as sample_arrival
 from tests.mqtt_fixtures import make_client, wait_until
 
 
@@ -110,7 +110,7 @@ def test_each_enrolled_customer_arrives_once_strangers_never(
         assert arrival.branch_id == provisioned_branch.branch_id
         assert arrival.thumbnail_jpeg_b64  # the live face, small
         assert arrival.customer.display_name
-        assert 0 <= latency_s < 5
+        assert latency_s >= 0  # received after it was seen; how soon is bench notify's business
     assert daemon.final_status is not None
     assert daemon.final_status.last_arrival_at is not None
     assert daemon.final_status.cameras[0].state == "ended"
@@ -132,8 +132,13 @@ def test_erasure_takes_effect_while_the_daemon_runs(
         erased = enrolled[0]
         with open_configured(cfg.store, create=False) as store:
             store.erase_customer(erased, "test", scrub=False)
-        time.sleep(cfg.daemon.gallery_check_s + 1.0)  # reload, and let a walk in progress end
-        after = len(pad.received)
+        assert wait_until(lambda: erased not in daemon.worker.pipeline.gallery.customers, 30)
+        # Whatever the daemon sent before the reload arrives before this marker, which goes
+        # out on its own connection (MQTT keeps one publisher's order): count from there.
+        marker = sample_arrival(provisioned_branch.branch_id, seq=9999)
+        daemon.client.publish(marker)
+        assert wait_until(lambda: marker.customer.customer_id in pad.customers(), 30)
+        after = pad.customers().index(marker.customer.customer_id)
         # Two more loops of the video for the others: the erased customer's walk came by at least once.
         assert wait_until(lambda: all(pad.customers()[after:].count(c) >= 2 for c in enrolled[1:]), 90), \
             pad.customers()
