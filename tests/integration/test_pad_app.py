@@ -232,8 +232,9 @@ def test_reconnect_shows_state_and_loses_nothing(qtbot, start_pad, edge, branch)
     assert isinstance(claim, Claim) and (claim.customer_id, claim.rm_id) == ("c-before", "rm-1")
 
 
-def test_end_to_end_latency_edge_to_feed(qtbot, start_pad, edge, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Edge BranchClient (the daemon's publisher) -> Mosquitto (TLS, ACL) -> the feed on screen."""
+def test_arrivals_reach_the_feed_end_to_end(qtbot, start_pad, edge, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Edge BranchClient (the daemon's publisher) -> Mosquitto (TLS, ACL) -> the feed on screen.
+    The latency is printed, not bounded: ``branch-edge bench notify`` measures it."""
     pad = start_pad("rm-1")
     rm = page(pad)
     latencies = []
@@ -250,7 +251,7 @@ def test_end_to_end_latency_edge_to_feed(qtbot, start_pad, edge, tmp_path: Path)
               "max_ms": round(max(latencies) * 1000, 1)}
     print(json.dumps(result))
     (tmp_path / "pad-latency.json").write_text(json.dumps(result))
-    assert result["p95_ms"] < 1000, result
+    assert sorted(listed(pad)) == sorted(f"c-{i}" for i in range(20))  # each once
 
 
 def test_a_restarted_app_shows_the_same_feed_once(qtbot, start_pad, edge) -> None:  # type: ignore[no-untyped-def]
@@ -266,7 +267,7 @@ def test_a_restarted_app_shows_the_same_feed_once(qtbot, start_pad, edge) -> Non
     qtbot.waitUntil(lambda: len(pad.link.client.outbox) == 0, timeout=WAIT_MS)
     pad.stop()
     pad.window.close()
-    time.sleep(2)  # the short arrival expires while the app is down
+    qtbot.waitUntil(lambda: utc_now() >= short.expires_at, timeout=WAIT_MS)  # expires while the app is down
     again = start_pad("rm-1")
     assert listed(again) == ["c-1", "c-0"]
     assert page(again).claims.state(arrivals[0].visit_id).mine
