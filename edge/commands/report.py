@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.commands.crm import add_db_arguments, crm_db, parse_day
+from edge.core.safe_output import console_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +30,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The conversion table for the terminal, with its column headers."""
     def line(cells: tuple[Any, ...]) -> str:
         by, key, converted, rate, amount, sold = cells
+        key = console_text(key)  # segments come from CRM imports: no terminal escapes
         return f"{by:<8} {key:<28} {converted:>15} {rate:>6} {amount:>14} {sold:>16}"
 
     out = [line(COLUMNS)]

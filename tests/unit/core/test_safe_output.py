@@ -88,3 +88,12 @@ def test_any_bytes_decode_or_give_an_encoding_error(raw: bytes, encoding: str | 
         assert isinstance(text, str) and used
         return
     assert "f.csv" in message or "encoding" in message
+
+
+def test_report_outcomes_table_escapes_imported_segments() -> None:
+    from edge.commands.report import table_lines
+
+    row = {"dimension": "segment", "key": "VIP\x1b[2J\u202e", "converted": 1, "recommended": 2,
+           "conversion_rate": 0.5, "sales_amount": 1.0, "reported_sold": 0}
+    line = table_lines([row])[1]
+    assert "\x1b" not in line and "VIP\\x1b[2J\\u202e" in line
