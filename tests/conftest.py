@@ -26,6 +26,27 @@ settings.register_profile(
 settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("BRANCH_EDGE_HYPOTHESIS", "ci"))
 
+
+def timing_sensitive(test: object) -> str | None:
+    """Why a property test's own @settings would make it fail on a slow machine, or None."""
+    own = getattr(test, "_hypothesis_internal_use_settings", None)
+    if own is None:
+        return None
+    if own.deadline is not None:
+        return f"sets a deadline ({own.deadline})"
+    if HealthCheck.too_slow not in own.suppress_health_check:
+        return "suppresses health checks but not HealthCheck.too_slow"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's @settings replaces the profile's: it must keep what makes CI timing-proof."""
+    problems = [f"{item.nodeid}: {why}" for item in items
+                if (why := timing_sensitive(getattr(item, "obj", None)))]
+    if problems:
+        raise pytest.UsageError("property tests must not depend on the machine's speed:\n"
+                                + "\n".join(sorted(set(problems))))
+
 # Real-Mosquitto fixtures (mosquitto_broker, provisioned_branch) for every test module.
 pytest_plugins = ("tests.mqtt_fixtures",)
 
