@@ -160,8 +160,11 @@ def test_the_teller_page_shows_a_reader_fault_and_then_the_card(qtbot, sim: PtyS
     page = TellerPage(context, reader=reader)
     qtbot.addWidget(page)
     try:
-        qtbot.waitUntil(lambda: "read failed: The reader's answer was malformed" in page.reader_label.text(),
-                        timeout=20_000)
+        shown = "read failed: The reader's answer was malformed"
+        qtbot.waitUntil(lambda: shown in page.reader_label.text(), timeout=20_000)
+        seen = reader.failures
+        qtbot.waitUntil(lambda: reader.failures >= seen + 2, timeout=20_000)  # it keeps retrying
+        assert shown in page.reader_label.text()  # the reason stays on screen while it reconnects
         sim.sim.set_fault("short_reply", 0)
         qtbot.waitUntil(lambda: page.card is not None, timeout=20_000)
         assert page.card is not None and page.card.id_number == sample_cards(TODAY)[0].id_number

@@ -72,7 +72,9 @@ class IdReader:
     Whatever goes wrong (a reader fault, a malformed answer, an unplugged cable,
     or a bug in a parser) is reported as an ``error`` event and the thread
     reconnects: after ``n`` failures in a row it waits :func:`backoff_delay`
-    (0.1 s doubling to 5 s), and one good answer resets the count.  ``failures``
+    (0.1 s doubling to 5 s), and one good answer resets the count.  While it
+    reconnects the status stays ``error`` (the teller keeps seeing why) until the
+    reader answers again.  ``failures``
     counts every error since the start; an unexpected exception is logged with
     its traceback once per exception type.
     """
@@ -122,7 +124,8 @@ class IdReader:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._set("connecting")
+            if self.status != "error":  # after a failure the error stays shown until the reader answers
+                self._set("connecting")
             try:
                 transport = self._factory()
             except Exception as exc:  # the port is absent, busy, refused: report and retry
