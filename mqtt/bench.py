@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mqtt import codec
-from mqtt.client import BranchClient, Identity
+from mqtt.client import BranchClient, Identity, Role
 from mqtt.config import MqttConfig
 from mqtt.dedup import SeenIds
 from mqtt.messages import Arrival, CustomerCard, Holding, Portrait, Recommendation
@@ -85,7 +85,8 @@ class _Latencies:
             self.samples.append(now - self.sent[delivery.message.id])
 
 
-def _client(prov: ProvisionResult, device: str, role: str, state: Path, port: int, **kw: Any) -> BranchClient:
+def _client(prov: ProvisionResult, device: str, role: Role, state: Path, port: int,
+            **kw: Any) -> BranchClient:
     folder = prov.device_dir(device)
     cfg = MqttConfig(
         host="127.0.0.1", port=port, device_id=device, ca_file=folder / "ca.crt",
@@ -94,7 +95,7 @@ def _client(prov: ProvisionResult, device: str, role: str, state: Path, port: in
     )
     receiver = Receiver(SeenIds(":memory:"), handler=kw.get("handler"))
     subs = kw.get("subscriptions", ())
-    return BranchClient(cfg, Identity(BRANCH, device, role), receiver=receiver, subscriptions=subs)  # type: ignore[arg-type]
+    return BranchClient(cfg, Identity(BRANCH, device, role), receiver=receiver, subscriptions=subs)
 
 
 def run_bench(options: BenchOptions) -> dict[str, Any]:

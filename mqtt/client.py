@@ -110,6 +110,7 @@ class BranchClient:
             kwargs["clean_session"] = False
         client = paho.Client(CallbackAPIVersion.VERSION2, cfg.effective_client_id, **kwargs)
         client.enable_logger(logging.getLogger("mqtt.paho"))
+        # paho annotates whole seconds; it computes with the floats it is given
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         client.max_inflight_messages_set(cfg.max_inflight)
         if cfg.tls:
@@ -152,7 +153,7 @@ class BranchClient:
         host = cfg.host or "127.0.0.1"
         extra: dict[str, Any] = {}
         if cfg.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: unannotated
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             extra = {"clean_start": False, "properties": props}
         self._paho.connect_async(host, cfg.port, cfg.keepalive_s, **extra)
@@ -252,7 +253,7 @@ class BranchClient:
     def _expiry_props(self, expires_at: float | None) -> Properties | None:
         if self.config.protocol != "5" or expires_at is None:
             return None
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho: unannotated
         props.MessageExpiryInterval = max(1, int(expires_at - time.time()))
         return props
 

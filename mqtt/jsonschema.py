@@ -63,8 +63,8 @@ def _type(tp: Any, meta: Any) -> dict[str, Any]:
         return out
     if origin is Literal:
         return {"type": "string", "enum": list(typing.get_args(tp))}
-    if dataclasses.is_dataclass(tp):
-        return _object(tp)  # type: ignore[arg-type]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _object(tp)
     return _scalar(tp, meta)
 
 
