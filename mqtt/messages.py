@@ -151,6 +151,26 @@ class Arrival(Expiring):
     talking_points_en: list[str] = field(default_factory=list, metadata=most(20))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Retraction(Expiring):
+    """The edge withdraws what it sent about a customer whose consent was withdrawn (erasure):
+    PADs drop every arrival of ``customer_id`` seen up to ``erased_at`` (and those listed in
+    ``arrival_ids``) from the feed and from their journal on disk, and refuse such an arrival
+    that comes later.  It expires when the last arrival it can concern would have expired."""
+
+    SCHEMA: ClassVar[str] = "retraction"
+
+    customer_id: str = ident()
+    erased_at: datetime
+    arrival_ids: list[str] = field(default_factory=list, metadata={"max_items": 100, "format": "uuid"})
+    reason: Literal["consent_withdrawn"] = "consent_withdrawn"
+
+    def covers(self, arrival: Arrival) -> bool:
+        if arrival.id in self.arrival_ids:
+            return True
+        return arrival.customer.customer_id == self.customer_id and arrival.seen_at <= self.erased_at
+
+
 # --- RM feedback -------------------------------------------------------------
 
 
@@ -344,8 +364,25 @@ class Notice(Message):
     sha256: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditHead(Message):
+    """The newest entry of the edge's audit log, for head office to keep: a later
+    ``branch-edge audit verify --expect-head`` fails if the log no longer contains it
+    (entries cut off the end, or the whole file rolled back to an older copy)."""
+
+    SCHEMA: ClassVar[str] = "audit_head"
+
+    device_id: str = ident()
+    seq: int
+    hash: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
+    mac: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
+    key_id: str = ident()  # the store key whose derived key sealed ``mac``
+    entry_time: datetime
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Arrival,
+    Retraction,
     Claim,
     Outcome,
     AuthRequest,
@@ -355,6 +392,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AuthScenarios,
     DeviceStatus,
     Notice,
+    AuditHead,
 )
 BY_SCHEMA: dict[str, type[Message]] = {cls.SCHEMA: cls for cls in MESSAGE_TYPES}
 

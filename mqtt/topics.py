@@ -16,6 +16,7 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # leaf (with ``+`` where a device id goes) -> schema name carried there
 LEAF_SCHEMAS: dict[str, str] = {
     "arrivals": "arrival",
+    "retractions": "retraction",
     "claims": "claim",
     "outcomes": "outcome",
     "auth/requests": "auth_request",
@@ -25,6 +26,7 @@ LEAF_SCHEMAS: dict[str, str] = {
     "auth/scenarios": "auth_scenarios",
     "status/+": "device_status",
     "notices": "notice",
+    "audit/heads": "audit_head",
 }
 
 
@@ -58,6 +60,14 @@ class BranchTopics:
     @property
     def arrivals(self) -> str:
         return self.leaf("arrivals")
+
+    @property
+    def retractions(self) -> str:
+        return self.leaf("retractions")
+
+    @property
+    def audit_heads(self) -> str:
+        return self.leaf("audit/heads")
 
     @property
     def claims(self) -> str:

@@ -6,7 +6,7 @@ import queue
 import time
 from typing import TextIO
 
-from mqtt.messages import Arrival, Claim, Message, utc_now
+from mqtt.messages import Arrival, Claim, Message, Retraction, utc_now
 from ui.state.config import PadConfig
 from ui.state.feed import ArrivalFeed, ClaimBook
 from ui.state.i18n import Texts
@@ -44,6 +44,10 @@ class ConsoleFeed:
             holder = state.holder
             text = self.texts("claim.free") if holder is None else self.texts("claim.other", rm=holder)
             self._print(f"{time.strftime('%H:%M:%S')}  = {name}: {text}")
+        elif isinstance(message, Retraction):
+            for arrival in self.feed.retract(message):
+                self.claims.forget(arrival.visit_id)
+                self._print(f"{time.strftime('%H:%M:%S')}  - {arrival.customer.customer_id}")
 
     def expire(self) -> None:
         for arrival in self.feed.expire(utc_now()):

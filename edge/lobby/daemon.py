@@ -8,16 +8,27 @@ Threads, all ended by one shared stop event:
   arrivals (``edge.lobby.arrivals.build_arrival``), publishes them through the MQTT
   outbox, and reloads the gallery when the store's generation changes (an
   enrolment or an erasure takes effect within ``daemon.gallery_check_s``);
+  it also publishes the audit log's head for head office (``audit_head``);
 * a status publisher: the retained device status every ``daemon.status_interval_s``;
 * paho's network thread and the outbox sender, owned by ``BranchClient``.
 
 The store's SQLite connection lives in the pipeline worker, the only thread that uses it.
+
+Erasure wins every race with the pipeline.  At start, before the outbox sender runs, the
+worker records the outbox's path in the store (so ``branch-edge erase`` finds it whatever
+its flags) and deletes every waiting arrival whose customer has no active consent or was
+erased after the sighting.  Every ``daemon.gallery_check_s`` it looks for new erasures
+(``erasures`` table): for each, the customer's visit is forgotten, arrivals parked for a
+retry and those still in the outbox are dropped, and a ``retraction`` is published so that
+PADs remove what they already show and keep.  An arrival is queued only after a consent
+check in the worker itself, which also guards the parked arrivals' retry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import signal
 import sqlite3
 import threading
@@ -30,16 +41,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.config import EdgeConfig
 from edge.core.gallery import Gallery
-from edge.lobby.arrivals import Sighting, build_arrival
+from edge.lobby.arrivals import ARRIVAL_TTL, Sighting, build_arrival
 from edge.lobby.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source, recent_frames
 from edge.lobby.pipeline import LobbyPipeline, Recognition, VisitBook
 from edge.lobby.prometheus import DaemonMetrics, MetricsServer
 from edge.lobby.status import RateMeter, device_status
+from edge.store.base import parse_time
 from edge.store.database import Store
+from edge.store.retention import forget_customer, forget_withdrawn, remember_outbox
 from edge.vision.engine import FaceEngine
 from edge.vision.gallery_index import make_gallery
 from mqtt.client import BranchClient
-from mqtt.messages import Arrival, DeviceStatus, utc_now
+from mqtt.codec import EncodeError
+from mqtt.messages import ID_PATTERN, Arrival, AuditHead, DeviceStatus, Message, Retraction, utc_now
 
 if TYPE_CHECKING:
     from edge.crm.portrait import PortraitBuilder
@@ -55,6 +69,8 @@ class Service(Protocol):
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 0.5
+# meta key: the last erasure (``erasures.id``) whose retraction is in the outbox.
+RETRACTED_THROUGH_KEY = "retracted_through_erasure"
 IDLE_WAIT_S = 0.005
 JOIN_S = 10.0
 
@@ -92,6 +108,8 @@ class PipelineWorker(threading.Thread):
         self.visits = VisitBook(cfg.visits)
         self.last_arrival_at: datetime | None = None
         self.arrivals = 0
+        self.withheld = 0  # recognitions of customers whose consent was withdrawn: no arrival
+        self.retractions = 0
         self.unqueued: list[Arrival] = []  # decided arrivals the outbox could not take yet
         self.analysed: dict[str, int] = {c.name: 0 for c in cameras}
         self.sources_ended = threading.Event()
@@ -100,6 +118,10 @@ class PipelineWorker(threading.Thread):
         self._housekept = 0.0
         self._gallery_checked = 0.0
         self._generation = -1
+        self._erasure_mark = 0  # erasures up to this id are applied
+        self._sent: dict[str, list[tuple[str, datetime]]] = {}  # customer -> (arrival id, expiry)
+        self._audit_checked = 0.0
+        self._audit_published: tuple[int, str] | None = None
         self.pipeline: LobbyPipeline | None = None
         self.store: Store | None = None
 
@@ -107,6 +129,7 @@ class PipelineWorker(threading.Thread):
         try:
             with self.open_store() as store:
                 self.store = store
+                self._prepare_outbox(store)
                 self._generation = store.gallery_generation()
                 gallery = load_gallery(store, self.engine, self.cfg)
                 self.pipeline = LobbyPipeline(self.engine, gallery, self.cfg)
@@ -157,6 +180,7 @@ class PipelineWorker(threading.Thread):
             return
         if self.store.active_consent(customer.customer_id) is None:  # withdrawn; gallery not yet reloaded
             log.info("recognised a customer whose consent is withdrawn; no arrival")
+            self.withheld += 1
             return
         seen_at = utc_now() - timedelta(seconds=time.monotonic() - frame.grabbed_at)
         sighting = Sighting(recognition.camera_id, seen_at, recognition.face_crop)
@@ -164,6 +188,7 @@ class PipelineWorker(threading.Thread):
         arrival = build_arrival(self.cfg.branch_id, customer, sighting, visit_id, portraits=self.portraits)
         if not self._queue(arrival):
             return
+        self._sent.setdefault(customer.customer_id, []).append((arrival.id, arrival.expires_at))
         self.metrics.arrival_publish.observe(time.monotonic() - frame.grabbed_at)
         self.metrics.arrivals.labels(recognition.camera_id).inc()
         self.arrivals += 1
@@ -187,13 +212,20 @@ class PipelineWorker(threading.Thread):
         return True
 
     def _retry_unqueued(self) -> None:
+        assert self.store is not None
         while self.unqueued:
             arrival = self.unqueued[0]
+            if self.store.active_consent(arrival.customer.customer_id) is None:
+                self.unqueued.pop(0)  # consent withdrawn while it waited: never sent
+                self.withheld += 1
+                log.info("parked arrival %s dropped: consent withdrawn", arrival.id)
+                continue
             try:
                 self.client.publish(arrival)
             except sqlite3.OperationalError:
                 return  # still failing; logged when it was parked
             self.unqueued.pop(0)
+            self._sent.setdefault(arrival.customer.customer_id, []).append((arrival.id, arrival.expires_at))
             self.arrivals += 1
             self.metrics.arrivals.labels(arrival.camera_id).inc()
             log.info("arrival queued after a retry", extra={"event_id": arrival.id})
@@ -216,10 +248,15 @@ class PipelineWorker(threading.Thread):
         assert self.pipeline is not None
         self.visits.touch(self.pipeline.present(), self._latest_ts)
         self.visits.expire(self._latest_ts)
-        self._retry_unqueued()
         if now - self._gallery_checked >= self.cfg.daemon.gallery_check_s:
             self._gallery_checked = now
             self._reload_gallery_if_changed()
+            self._apply_erasures()
+            self._prune_sent()
+        self._retry_unqueued()
+        if now - self._audit_checked >= self.cfg.daemon.status_interval_s:
+            self._audit_checked = now
+            self._publish_audit_head()
 
     def _reload_gallery_if_changed(self) -> None:
         assert self.store is not None
@@ -231,6 +268,85 @@ class PipelineWorker(threading.Thread):
         self.pipeline.swap_gallery(gallery)
         self._generation = generation
         log.info("gallery reloaded", extra={"templates": len(gallery), "generation": generation})
+
+    # --- erasure, before anything is sent and whenever one is recorded --------------
+
+    def _prepare_outbox(self, store: Store) -> None:
+        """Before the sender starts: the store learns where this outbox is, and nothing waiting
+        there for a customer who withdrew consent (erased while the daemon was down, by a
+        command that did not reach this outbox) is ever sent.  Then the erasures not yet
+        retracted are (a PAD may still show those customers' arrivals)."""
+        remember_outbox(store, self.client.config.outbox_path)
+        dropped = forget_withdrawn(self.client.outbox, store)
+        if dropped:
+            log.info("dropped %d waiting arrivals of customers who withdrew consent", dropped)
+        mark = store.meta_value(RETRACTED_THROUGH_KEY)
+        self._erasure_mark = int(mark) if mark and mark.isdigit() else 0
+        self._apply_erasures(store)
+
+    def _apply_erasures(self, store: Store | None = None) -> None:
+        store = store or self.store
+        assert store is not None
+        for erasure_id, customer_id, erased_at in store.erasures_since(self._erasure_mark):
+            if parse_time(erased_at) + ARRIVAL_TTL > utc_now():  # else every arrival has expired
+                self._forget(customer_id)
+                if not self._retract(customer_id, parse_time(erased_at)):
+                    return  # the outbox cannot take it now; tried again at the next check
+            self.visits.visits.pop(customer_id, None)
+            self.visits.last_arrival.pop(customer_id, None)
+            self._erasure_mark = erasure_id
+            store.set_meta_value(RETRACTED_THROUGH_KEY, str(erasure_id))
+
+    def _prune_sent(self) -> None:
+        """Arrivals a retraction would name are remembered only until they expire."""
+        now = utc_now()
+        live = {cid: [(i, until) for i, until in sent if until > now] for cid, sent in self._sent.items()}
+        self._sent = {cid: sent for cid, sent in live.items() if sent}
+
+    def _forget(self, customer_id: str) -> None:
+        """Nothing about an erased customer stays: no visit, no parked or waiting arrival."""
+        self.visits.visits.pop(customer_id, None)
+        self.visits.last_arrival.pop(customer_id, None)
+        parked = len(self.unqueued)
+        self.unqueued = [a for a in self.unqueued if a.customer.customer_id != customer_id]
+        dropped = forget_customer(self.client.outbox, customer_id) + parked - len(self.unqueued)
+        if dropped:
+            log.info("erasure: %d waiting arrivals dropped", dropped)
+
+    def _retract(self, customer_id: str, erased_at: datetime) -> bool:
+        """Publish a retraction of the customer's arrivals; False when the outbox cannot take it."""
+        now = utc_now()
+        sent = [(i, until) for i, until in self._sent.pop(customer_id, []) if until > now]
+        if not re.fullmatch(ID_PATTERN, customer_id):
+            return True  # an id no arrival can carry: nothing was sent
+        retraction = Retraction(branch_id=self.cfg.branch_id, expires_at=erased_at + ARRIVAL_TTL,
+                                customer_id=customer_id, erased_at=erased_at,
+                                arrival_ids=[i for i, _ in sent][-100:])
+        if not self._publish(retraction):
+            return False
+        self.retractions += 1
+        log.info("retraction queued", extra={"event_id": retraction.id, "arrivals": len(sent)})
+        return True
+
+    def _publish(self, message: Message) -> bool:
+        try:
+            self.client.publish(message)
+        except (sqlite3.OperationalError, EncodeError) as err:
+            log.error("%s %s not queued: %s", message.SCHEMA, message.id, err)
+            return False
+        return True
+
+    def _publish_audit_head(self) -> None:
+        """The audit log's newest entry, for head office (``audit verify --expect-head``)."""
+        assert self.store is not None
+        head = self.store.audit_head()
+        if head is None or not head.mac or self._audit_published == (head.seq, head.hash):
+            return
+        message = AuditHead(branch_id=self.cfg.branch_id, device_id=self.client.identity.device_id,
+                            seq=head.seq, hash=head.hash, mac=head.mac, key_id=head.key_id,
+                            entry_time=parse_time(head.time))
+        if self._publish(message):
+            self._audit_published = (head.seq, head.hash)
 
 
 class EdgeDaemon:

@@ -3,9 +3,9 @@
 Every device may write its own retained ``status/{id}`` (and its Last Will
 there) and read every device's status.  Beyond that:
 
-- edge: writes arrivals, auth/responses/+, auth/escalations, auth/scenarios (retained);
-  reads claims, outcomes, auth/requests, auth/decisions, notices.
-- rm: writes claims, outcomes; reads arrivals, claims.
+- edge: writes arrivals, retractions, auth/responses/+, auth/escalations, auth/scenarios
+  (retained), audit/heads; reads claims, outcomes, auth/requests, auth/decisions, notices.
+- rm: writes claims, outcomes; reads arrivals, retractions, claims.
 - teller: writes auth/requests; reads auth/responses/{own id}, auth/scenarios.
 - supervisor: writes auth/decisions; reads auth/escalations, auth/decisions, auth/scenarios.
 """
@@ -20,16 +20,16 @@ from mqtt.topics import BranchTopics
 # role -> (write leaves, read leaves); "{self}" is the device's own id
 ROLE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "edge": (
-        ("arrivals", "auth/responses/+", "auth/escalations", "auth/scenarios"),
+        ("arrivals", "retractions", "auth/responses/+", "auth/escalations", "auth/scenarios", "audit/heads"),
         ("claims", "outcomes", "auth/requests", "auth/decisions", "notices"),
     ),
-    "rm": (("claims", "outcomes"), ("arrivals", "claims")),
+    "rm": (("claims", "outcomes"), ("arrivals", "retractions", "claims")),
     "teller": (("auth/requests",), ("auth/responses/{self}", "auth/scenarios")),
     "supervisor": (("auth/decisions",), ("auth/escalations", "auth/decisions", "auth/scenarios")),
 }
 
 # What the branch's bridge user may do on the central broker.
-BRIDGE_WRITES = ("outcomes", "claims", "status/+")
+BRIDGE_WRITES = ("outcomes", "claims", "status/+", "audit/heads")
 BRIDGE_READS = ("notices",)
 
 

@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt, QTimer, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
-from mqtt.messages import Arrival, Claim
+from mqtt.messages import Arrival, Claim, Message, Retraction
 from ui.pages.base import PageContext
 from ui.sound import Notifier
 from ui.state.feed import ArrivalFeed, ClaimBook, OutcomeDraft, OutcomeError, new_claim, new_outcome
@@ -66,6 +66,7 @@ class RmPage(QWidget):
         bridge = self.context.bridge
         bridge.arrival_received.connect(self.on_bridge_arrival_received)
         bridge.claim_received.connect(self.on_bridge_claim_received)
+        bridge.message_received.connect(self.on_bridge_message_received)
         self.expiry.timeout.connect(self.on_expiry_timeout)
         self.feed_list.arrival_chosen.connect(self.on_feed_list_arrival_chosen)
         self.card.claim_requested.connect(self.on_card_claim_requested)
@@ -119,6 +120,15 @@ class RmPage(QWidget):
     @pyqtSlot(object)
     def on_bridge_claim_received(self, claim: Claim) -> None:
         self.claims.apply(claim)
+        self.refresh()
+
+    @pyqtSlot(object)
+    def on_bridge_message_received(self, message: Message) -> None:
+        """A retraction (consent withdrawn): the customer's arrivals leave the screen now."""
+        if not isinstance(message, Retraction):
+            return
+        for arrival in self.feed.retract(message):
+            self.claims.forget(arrival.visit_id)
         self.refresh()
 
     @pyqtSlot()

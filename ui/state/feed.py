@@ -3,6 +3,8 @@
 - One entry per visit: a newer arrival for the same visit replaces the older one.
 - Order: the RM's own customers first, then everyone else; newest first within each.
 - Expired arrivals drop out (:meth:`ArrivalFeed.expire`); an expired arrival is never added.
+- A retraction (the customer's consent was withdrawn) removes the arrivals it covers at
+  once, and one it covers that comes later (reordered, redelivered) is never added.
 - Claims: every RM PAD sees every claim (the ``claims`` topic), and all of them
   apply the same rule, so they agree on the holder without a coordinator: the
   earliest active claim of a visit wins (``sent_at``, then the claim id as a
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from mqtt.messages import Arrival, Claim, Outcome
+from mqtt.messages import Arrival, Claim, Outcome, Retraction
 
 OutcomeResult = Literal["contacted", "interested", "declined", "product_sold", "follow_up"]
 OUTCOME_RESULTS: tuple[OutcomeResult, ...] = (
@@ -40,10 +42,11 @@ class ArrivalFeed:
     def __init__(self, rm_id: str | None) -> None:
         self.rm_id = rm_id
         self._by_visit: dict[str, FeedEntry] = {}
+        self._retractions: dict[str, Retraction] = {}  # by id, until they expire
 
     def add(self, arrival: Arrival, now: datetime) -> bool:
         """Add ``arrival``; ``True`` when it is a visit the feed did not list (badge, sound)."""
-        if arrival.is_expired(now):
+        if arrival.is_expired(now) or self.retracted(arrival):
             return False
         old = self._by_visit.get(arrival.visit_id)
         if old is not None:
@@ -58,7 +61,21 @@ class ArrivalFeed:
         gone = [e.arrival for e in self._by_visit.values() if e.arrival.is_expired(now)]
         for arrival in gone:
             del self._by_visit[arrival.visit_id]
+        for key in [k for k, r in self._retractions.items() if r.is_expired(now)]:
+            del self._retractions[key]
         return gone
+
+    def retract(self, retraction: Retraction) -> list[Arrival]:
+        """Remove the arrivals ``retraction`` covers (name, live face: gone from the screen now)
+        and keep it, so that one of them arriving later is refused; returns what was removed."""
+        self._retractions[retraction.id] = retraction
+        gone = [e.arrival for e in self._by_visit.values() if retraction.covers(e.arrival)]
+        for arrival in gone:
+            del self._by_visit[arrival.visit_id]
+        return gone
+
+    def retracted(self, arrival: Arrival) -> bool:
+        return any(r.covers(arrival) for r in self._retractions.values())
 
     def is_mine(self, arrival: Arrival) -> bool:
         return self.rm_id is not None and arrival.assigned_rm == self.rm_id

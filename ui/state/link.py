@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mqtt.client import BranchClient, Identity
 from mqtt.dedup import SeenIds
-from mqtt.messages import Message
+from mqtt.messages import Arrival, Message, Retraction
 from mqtt.receiver import Delivery, Receiver
 from mqtt.topics import BranchTopics
 from ui.state.config import PadConfig
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # What each role reads; mirrors the broker ACL (mqtt/provision/acl.py).
 ROLE_READS: dict[str, tuple[str, ...]] = {
-    "rm": ("arrivals", "claims"),
+    "rm": ("arrivals", "retractions", "claims"),
     "teller": ("auth/responses/{self}", "auth/scenarios"),
     "supervisor": ("auth/escalations", "auth/decisions", "auth/scenarios"),
 }
@@ -64,7 +64,15 @@ class PadLink:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pad-publish")
 
     def _on_delivery(self, delivery: Delivery) -> None:
-        """Receiver handler (MQTT thread): journal, then hand on."""
+        """Receiver handler (MQTT thread): journal, then hand on.  A retraction first deletes
+        what it covers from the journal; an arrival a journaled retraction covers is dropped."""
+        message = delivery.message
+        if isinstance(message, Arrival) and self.journal.retracted(message):
+            logger.info("dropped arrival %s: its customer's consent was withdrawn", message.id)
+            return
+        if isinstance(message, Retraction):
+            removed = self.journal.retract(message)
+            logger.info("retraction %s: %d journaled messages deleted", message.id, removed)
         self.journal.record(delivery)
         self._handler(delivery)
 

@@ -176,7 +176,7 @@ def test_expiring_messages_expire_at_their_expiry(msg: Any) -> None:
 
 
 def test_arrivals_requests_and_escalations_expire() -> None:
-    assert {c.SCHEMA for c in EXPIRING} == {"arrival", "auth_request", "auth_escalation"}
+    assert {c.SCHEMA for c in EXPIRING} == {"arrival", "retraction", "auth_request", "auth_escalation"}
     assert set(BY_SCHEMA) == {c.SCHEMA for c in MESSAGE_TYPES}
 
 
