@@ -318,6 +318,7 @@ class AuthScenarios(Message):
 
     policy_sha256: str = field(metadata={"pattern": r"^[0-9a-f]{64}$", "max_length": 64})
     escalation_timeout_s: float  # a supervisor's time to answer an escalation
+    request_ttl_s: float  # a request older than this is not served: the terminals' request expiry
     scenarios: list[Scenario] = field(default_factory=list, metadata=most(MAX_SCENARIOS))
 
 

@@ -88,7 +88,7 @@ def scenarios_message(branch_id: str, policies: Policies) -> AuthScenarios:
     """The scenarios of the policies in force, for the teller terminals (retained)."""
     return AuthScenarios(
         branch_id=branch_id, policy_sha256=policies_digest(policies),
-        escalation_timeout_s=policies.escalation_timeout_s,
+        escalation_timeout_s=policies.escalation_timeout_s, request_ttl_s=policies.request_ttl_s,
         scenarios=[Scenario(name=p.name, title=p.title_zh, title_en=p.title_en, rationale=p.rationale,
                             checks=[c for c in CHECKS if c in p.checks], auto_approve=p.auto_approve,
                             escalation=p.escalation, auto_approve_max_amount=p.auto_approve_max_amount)

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 READER_POLL_MS = 100
 PREVIEW_MS = 150
 LIVE_FRAMES = 3
-REQUEST_TTL = timedelta(seconds=60)
 NAME_MAX = next(f.metadata["max_length"] for f in dataclasses.fields(CardFields) if f.name == "name")
 
 
@@ -283,7 +282,8 @@ class TellerPage(QWidget):
 
     def build_request(self) -> AuthRequest | str:
         """The request to send, or the text key of what is missing."""
-        if self.scenario.currentData() is None:
+        published = self.catalogue.latest
+        if published is None or self.scenario.currentData() is None:
             return "auth.need_scenario"
         if self.card is None:
             return "auth.need_card"
@@ -305,7 +305,8 @@ class TellerPage(QWidget):
             log.warning("a captured frame does not fit in a request; capture again")
             return "auth.bad_frame"
         return AuthRequest(
-            branch_id=config.branch_id, expires_at=utc_now() + REQUEST_TTL, device_id=config.device_id,
+            branch_id=config.branch_id, device_id=config.device_id,
+            expires_at=utc_now() + timedelta(seconds=published.request_ttl_s),  # the edge's request TTL
             teller_id=config.effective_rm_id, transaction_id=new_id().replace("-", "")[:32],
             scenario=str(self.scenario.currentData()), account_holder_id=customer[:64],
             card=card_fields(self.card),

@@ -46,6 +46,7 @@ def test_the_shipped_policies_travel_whole_and_in_file_order() -> None:
     withdrawal = next(s for s in received.scenarios if s.name == "large_withdrawal")
     assert withdrawal.auto_approve_max_amount == 50000.0 and withdrawal.checks == list(CHECKS)
     assert received.escalation_timeout_s == policies.escalation_timeout_s
+    assert received.request_ttl_s == policies.request_ttl_s
     assert AuthScenarios.RETAINED and received.schema_tag() == "auth_scenarios/1"
 
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from PyQt6.QtCore import Qt
@@ -12,8 +13,9 @@ from PyQt6.QtCore import Qt
 from edge.core.auth_policy import policies_from_dict
 from edge.counter.policies import load_policies
 from edge.counter.service import scenarios_message
-from mqtt.messages import AuthEscalation, AuthScenarios, utc_now
+from mqtt.messages import AuthEscalation, AuthRequest, AuthScenarios, utc_now
 from ui.bridge import PadBridge
+from ui.devices.idcard.samples import sample_cards
 from ui.pages.auth_words import ScenarioCatalogue
 from ui.pages.base import PageContext
 from ui.pages.supervisor import SupervisorPage
@@ -77,6 +79,21 @@ def test_the_teller_offers_what_the_edge_published_and_follows_its_updates(qtbot
     bridge.message_received.emit(scenarios_message("b1", load_policies()))  # the edge restarted
     assert [name for _, name in offered(page)] == list(load_policies().scenarios)
     assert "statement" not in [name for _, name in offered(page)]
+
+
+def test_a_request_expires_when_the_edge_would_no_longer_serve_it(qtbot) -> None:
+    ctx, bridge, _sent = context("teller", "teller-1")
+    page = TellerPage(ctx)
+    qtbot.addWidget(page)
+    quick = dataclasses.replace(BRANCH, request_ttl_s=20.0)
+    bridge.message_received.emit(scenarios_message("b1", quick))
+    page.card = sample_cards(date.today())[0]
+    page.customer.setText("c-1")
+    before = utc_now()
+    request = page.build_request()
+    assert isinstance(request, AuthRequest) and request.scenario == "safe_deposit_access"
+    assert before + timedelta(seconds=20) <= request.expires_at <= utc_now() + timedelta(seconds=20)
+    assert request.card.card_type == "resident"  # the card's wire form, from the core's mapping
 
 
 def test_the_supervisor_titles_escalations_with_the_edges_words(qtbot) -> None:
