@@ -50,4 +50,5 @@ docs: $(VENV)/.installed
 	$(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) $(DOCS_SITE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) $(DOCS_SITE) .pytest_cache .mypy_cache .ruff_cache .grimp_cache \
+		.import_linter_cache
