@@ -41,6 +41,7 @@ COMMANDS = (
     "evaluate_recommender",
     "report",
     "soak",
+    "fleet",
 )
 
 

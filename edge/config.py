@@ -136,6 +136,17 @@ class AuthConfig(Section):
         None, description="policy TOML (default: the shipped edge/counter/policies.toml)")
 
 
+class FleetConfig(Section):
+    enabled: bool = Field(False, description="take erasures and gallery packages from head office over MQTT")
+    hq_public_key: Path | None = Field(
+        None, description="head office's Ed25519 public key (PEM): gallery packages must be signed by it")
+    branch_key: Path | None = Field(
+        None, description="this branch's X25519 private key (PEM, mode 0600; `branch-edge fleet keygen`)")
+    state_dir: Path = Field(Path("fleet-state"), description="partial packages received over MQTT")
+    counts_interval_s: float = Field(
+        300.0, ge=1.0, le=86_400.0, description="arrival counts and purchase links sent this often")
+
+
 class CameraConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="camera id in arrivals")
     source: str = Field(..., min_length=1, description="video file, rtsp:// URL or USB index (\"0\")")
@@ -230,6 +241,7 @@ class EdgeConfig(Section):
     visits: VisitsConfig = VisitsConfig()
     lobby: LobbyConfig = LobbyConfig()
     auth: AuthConfig = AuthConfig()
+    fleet: FleetConfig = FleetConfig()
 
     @model_validator(mode="before")
     @classmethod

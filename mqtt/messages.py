@@ -381,6 +381,135 @@ class AuditHead(Message):
     entry_time: datetime
 
 
+# --- head office and the fleet (fleet/... leaves, bridged to the central broker) -----------
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"  # the store's customer ids
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+GALLERY_CHUNK_BYTES = 96 * 1024  # raw bytes of a package per gallery_chunk (128 KiB in base64)
+
+
+def customer_ref() -> Any:
+    return field(metadata={"pattern": CUSTOMER_ID_PATTERN, "max_length": 64})
+
+
+def sha256_hex() -> Any:
+    return field(metadata={"pattern": SHA256_PATTERN, "max_length": 64})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Erasure(Message):
+    """Head office erases a customer's face data at a branch (head office -> branch).
+
+    ``erasure_id`` names the erasure; head office re-sends it (each time under a new ``id``)
+    until the branch acknowledges it, and the branch applies each ``erasure_id`` once."""
+
+    SCHEMA: ClassVar[str] = "erasure"
+
+    erasure_id: str = field(metadata={"format": "uuid"})
+    customer_id: str = customer_ref()
+    issued_at: datetime
+    reason: str = text(200, default="consent withdrawn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErasureAck(Message):
+    """A branch applied (or could not apply) an erasure: store, gallery and outbox."""
+
+    SCHEMA: ClassVar[str] = "erasure_ack"
+
+    erasure_id: str = field(metadata={"format": "uuid"})
+    customer_id: str = customer_ref()
+    applied_at: datetime
+    result: Literal["erased", "not_enrolled", "failed"]
+    templates_removed: int = 0
+    photos_removed: int = 0
+    arrivals_removed: int = 0
+    error: str = text(300, default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GalleryChunk(Message):
+    """One piece of a gallery package for this branch (head office -> branch).  Every chunk
+    names the whole package (digest, size, chunk count), so any chunk starts or resumes it."""
+
+    SCHEMA: ClassVar[str] = "gallery_chunk"
+
+    package_sha256: str = sha256_hex()
+    package_version: int
+    size: int
+    chunk_count: int
+    index: int
+    chunk_sha256: str = sha256_hex()
+    data_b64: str = text(4 * GALLERY_CHUNK_BYTES // 3 + 4)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GalleryAck(Message):
+    """Where a branch stands with a package: applied, refused (why), or still missing chunks."""
+
+    SCHEMA: ClassVar[str] = "gallery_ack"
+
+    package_sha256: str = sha256_hex()
+    package_version: int
+    state: Literal["applied", "incomplete", "refused"]
+    gallery_version: int  # the version the branch has applied now
+    missing: list[int] = field(default_factory=list, metadata=most(1000))
+    reason: str = text(64, default="")
+    error: str = text(300, default="")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetState(Message):
+    """Retained on fleet/state: what head office's fleet view shows of a branch."""
+
+    SCHEMA: ClassVar[str] = "fleet_state"
+    RETAINED: ClassVar[bool] = True
+
+    model_pack: str = text(64)
+    recognizer_sha256: str = sha256_hex()
+    gallery_version: int
+    templates: int
+    last_erasure_id: str | None = None
+    last_erasure_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShownCount:
+    rm_id: str = ident()
+    product_id: str = ident()
+    segment: str = text(64)
+    shown: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrivalCounts(Message):
+    """One hour of a branch's arrivals and recommendations shown, as counts only (no
+    customer, no face): the denominators of head office's conversion report.  Sent again
+    while the hour fills; the latest for (branch, hour) wins."""
+
+    SCHEMA: ClassVar[str] = "arrival_counts"
+
+    hour: datetime
+    arrivals: int
+    shown: list[ShownCount] = field(default_factory=list, metadata=most(1000))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurchaseLink(Message):
+    """A purchase of a recommended product attributed to a visit and its RM (marketing outcome
+    linking), without the customer: visit, RM, product, segment, dates and amount."""
+
+    SCHEMA: ClassVar[str] = "purchase_link"
+
+    visit_id: str = ident()
+    rm_id: str = ident()
+    product_id: str = ident()
+    segment: str = text(64)
+    shown_on: date
+    purchased_on: date
+    amount: float
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Arrival,
     Retraction,
@@ -394,6 +523,13 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     DeviceStatus,
     Notice,
     AuditHead,
+    Erasure,
+    ErasureAck,
+    GalleryChunk,
+    GalleryAck,
+    FleetState,
+    ArrivalCounts,
+    PurchaseLink,
 )
 BY_SCHEMA: dict[str, type[Message]] = {cls.SCHEMA: cls for cls in MESSAGE_TYPES}
 

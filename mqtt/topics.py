@@ -27,6 +27,15 @@ LEAF_SCHEMAS: dict[str, str] = {
     "status/+": "device_status",
     "notices": "notice",
     "audit/heads": "audit_head",
+    # head office <-> branch (bridged): erasures and gallery packages in, their acknowledgements,
+    # the branch's fleet state and its counts and purchase links out
+    "fleet/erasures": "erasure",
+    "fleet/erasure_acks": "erasure_ack",
+    "fleet/gallery": "gallery_chunk",
+    "fleet/gallery_acks": "gallery_ack",
+    "fleet/state": "fleet_state",
+    "fleet/counts": "arrival_counts",
+    "fleet/purchases": "purchase_link",
 }
 
 
@@ -104,9 +113,24 @@ class BranchTopics:
     def notices(self) -> str:
         return self.leaf("notices")
 
+    def fleet(self, name: str) -> str:
+        """A head-office leaf: ``erasures``, ``erasure_acks``, ``gallery``, ``gallery_acks``,
+        ``state``, ``counts``, ``purchases``."""
+        leaf = f"fleet/{name}"
+        if leaf not in LEAF_SCHEMAS:
+            raise TopicError(f"no fleet leaf {name!r}")
+        return self.leaf(leaf)
+
     @property
     def everything(self) -> str:
         return self.leaf("#")
+
+
+def every_branch(leaf: str) -> str:
+    """A subscription filter for ``leaf`` of every branch (head office, on the central broker)."""
+    if leaf not in LEAF_SCHEMAS:
+        raise TopicError(f"unknown leaf {leaf!r}")
+    return f"{ROOT}/+/{leaf}"
 
 
 def split_topic(topic: str) -> tuple[str, str]:

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         daemon.services.append(AuthService(engine, open_store, client, load_policies(cfg.auth.policies),
                                            inbox=inbound.auth_inbox, counter_frames=daemon.counter_frames()))
     daemon.services.append(RetentionJob(cfg.retention, open_store, client.outbox))
+    if cfg.fleet.enabled:
+        from edge.fleet.agent import FleetAgent
+        from edge.fleet.contract import branch_contract
+        from edge.fleet.keys import load_fleet_keys
+
+        daemon.services.append(FleetAgent(cfg, open_store, client, contract=branch_contract(cfg, args.models),
+                                          keys=load_fleet_keys(cfg.fleet), inbox=inbound.fleet_inbox))
     started = time.monotonic()
     try:
         code = daemon.run(args.seconds)

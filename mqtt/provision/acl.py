@@ -15,13 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mqtt.provision.devices import Device
-from mqtt.topics import BranchTopics
+from mqtt.topics import BranchTopics, every_branch
+
+# Head office's leaves (fleet/...): the edge reads what head office sends (erasures, gallery
+# package chunks) and writes its acknowledgements, its fleet state (retained), counts and
+# purchase links.
+FLEET_IN = ("fleet/erasures", "fleet/gallery")
+FLEET_OUT = ("fleet/erasure_acks", "fleet/gallery_acks", "fleet/state", "fleet/counts", "fleet/purchases")
 
 # role -> (write leaves, read leaves); "{self}" is the device's own id
 ROLE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "edge": (
-        ("arrivals", "retractions", "auth/responses/+", "auth/escalations", "auth/scenarios", "audit/heads"),
-        ("claims", "outcomes", "auth/requests", "auth/decisions", "notices"),
+        ("arrivals", "retractions", "auth/responses/+", "auth/escalations", "auth/scenarios", "audit/heads",
+         *FLEET_OUT),
+        ("claims", "outcomes", "auth/requests", "auth/decisions", "notices", *FLEET_IN),
     ),
     "rm": (("claims", "outcomes"), ("arrivals", "retractions", "claims")),
     "teller": (("auth/requests",), ("auth/responses/{self}", "auth/scenarios")),
@@ -29,8 +36,8 @@ ROLE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 # What the branch's bridge user may do on the central broker.
-BRIDGE_WRITES = ("outcomes", "claims", "status/+", "audit/heads")
-BRIDGE_READS = ("notices",)
+BRIDGE_WRITES = ("outcomes", "claims", "status/+", "audit/heads", *FLEET_OUT)
+BRIDGE_READS = ("notices", *FLEET_IN)
 
 
 def device_rules(topics: BranchTopics, device: Device) -> list[str]:
@@ -63,4 +70,15 @@ def central_acl_entry(branch_id: str) -> str:
     lines = [f"user {bridge_user(branch_id)}"]
     lines += [f"topic write {topics.leaf(w)}" for w in BRIDGE_WRITES]
     lines += [f"topic read {topics.leaf(r)}" for r in BRIDGE_READS]
+    return "\n".join(lines) + "\n"
+
+
+def central_hq_acl(user: str, home: str = "hq") -> str:
+    """Head office's application user on the central broker: reads what every branch's bridge
+    writes there, writes what the bridges carry in (erasures, gallery chunks, notices), and
+    its own status under its ``home`` pseudo-branch."""
+    lines = [f"user {user}"]
+    lines += [f"topic read {every_branch(w)}" for w in BRIDGE_WRITES]
+    lines += [f"topic write {every_branch(r)}" for r in BRIDGE_READS]
+    lines.append(f"topic readwrite {BranchTopics(home).status(user)}")
     return "\n".join(lines) + "\n"
