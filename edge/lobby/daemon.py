@@ -40,6 +40,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.config import EdgeConfig
+from edge.core.errors import StoreError
 from edge.core.gallery import Gallery
 from edge.lobby.arrivals import ARRIVAL_TTL, Sighting, build_arrival
 from edge.lobby.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source, recent_frames
@@ -276,7 +277,10 @@ class PipelineWorker(threading.Thread):
         there for a customer who withdrew consent (erased while the daemon was down, by a
         command that did not reach this outbox) is ever sent.  Then the erasures not yet
         retracted are (a PAD may still show those customers' arrivals)."""
-        remember_outbox(store, self.client.config.outbox_path)
+        try:
+            remember_outbox(store, self.client.config.outbox_path)
+        except StoreError as err:  # a busy store must not stop the daemon; erase then finds it by config
+            log.warning("could not record the outbox's path in the store: %s", err)
         dropped = forget_withdrawn(self.client.outbox, store)
         if dropped:
             log.info("dropped %d waiting arrivals of customers who withdrew consent", dropped)
@@ -295,7 +299,10 @@ class PipelineWorker(threading.Thread):
             self.visits.visits.pop(customer_id, None)
             self.visits.last_arrival.pop(customer_id, None)
             self._erasure_mark = erasure_id
-            store.set_meta_value(RETRACTED_THROUGH_KEY, str(erasure_id))
+            try:
+                store.set_meta_value(RETRACTED_THROUGH_KEY, str(erasure_id))
+            except StoreError as err:  # busy: after a restart the retraction is sent again (harmless)
+                log.warning("could not record the retracted erasure: %s", err)
 
     def _prune_sent(self) -> None:
         """Arrivals a retraction would name are remembered only until they expire."""
