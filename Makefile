@@ -7,14 +7,19 @@ export BRANCH_EDGE_DATA ?= $(SHARED)/data
 VENV := .venv
 BIN := $(VENV)/bin
 # COMMAND=debian-package pairs the tests need on the machine.
-SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei
+# What Qt's xcb platform plugin (a real X display) loads, and the X server the PAD's display test runs.
+QT_XCB_DEPS ?= libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 \
+	libxkbcommon-x11-0 libx11-xcb1 libegl1 libfontconfig1
+SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei $(QT_XCB_DEPS) Xvfb=xvfb xauth=xauth
 DEMO_OUT ?= demo-output
 # `mkdocs build --strict` writes the documentation site here (git ignores it).
 DOCS_SITE ?= site
 # mkdocs-material prints a banner about its successor on every build; the build needs no network.
 export NO_MKDOCS_2_WARNING := 1
 # The PAD's zh-CN card screenshots need a CJK font; the demo still runs without one.
-DEMO_DEPS ?= fonts-wqy-microhei
+# The PAD window on a real display needs the xcb libraries too.
+DEMO_DEPS ?= fonts-wqy-microhei $(QT_XCB_DEPS)
 
 .PHONY: test demo setup lint typecheck docs clean
 

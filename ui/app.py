@@ -80,8 +80,9 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     pad.window.resize(*LANDSCAPE)
     pad.window.show()
     pad.start()
-    signal.signal(signal.SIGINT, lambda *_: qt_app.quit())
-    ticker = QTimer()  # lets Python see Ctrl-C while Qt's loop runs
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, systemd, the demo: a clean exit 0
+        signal.signal(signum, lambda *_: qt_app.quit())
+    ticker = QTimer()  # lets Python see the signals while Qt's loop runs
     ticker.start(250)
     ticker.timeout.connect(lambda: None)
     try:
