@@ -12,7 +12,7 @@ from typing import Any
 
 from edge.config import load_config
 from edge.core.errors import StoreError
-from edge.store.audit import audit_head, check_audit, head_mismatch
+from edge.store.audit import KEYED_SCHEMA_VERSION, audit_head, check_audit, head_mismatch
 from edge.store.crypto import KeyRing, blob_key_id_of, load_key_ring, read_key_file
 
 MAX_HEAD_BYTES = 4096
@@ -80,9 +80,14 @@ def expected_key(conn: sqlite3.Connection, db: Path, keys: KeyRing) -> None:
                          f"{keys.primary_id}")
 
 
+def keyed_schema(version: int) -> bool:
+    return version >= KEYED_SCHEMA_VERSION
+
+
 def verify_file(db: Path, keys: KeyRing, expect_head: dict[str, Any] | None = None) -> dict[str, Any]:
     with read_only(db) as conn:
         expected_key(conn, db, keys)
+        conn_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         check = check_audit(conn, keys)
         head = audit_head(conn)
         missing = head_mismatch(conn, expect_head) if expect_head is not None else None
@@ -92,6 +97,7 @@ def verify_file(db: Path, keys: KeyRing, expect_head: dict[str, Any] | None = No
             "head_seq": head.seq if head else 0, "head_hash": head.hash if head else None,
             "head_mac": head.mac if head else None, "macs_verified": check.macs_verified,
             "macs_covered_by_later_entries": check.macs_unchecked, "unkeyed_entries": check.unkeyed,
+            "keyed": keyed_schema(conn_version),
             "expected_head_found": None if expect_head is None else missing is None,
             "first_broken_seq": first_broken,
             "reason": broken.reason if broken else missing}
@@ -130,6 +136,10 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"audit log of {result['db']} intact: {result['entries']} entries, head "
               f"{result['head_seq']} {result['head_hash']}"
               + (f"; contains the recorded head {expected['seq']}" if expected else ""))
+        if not result["keyed"]:
+            print("note: this file predates keyed MACs (schema version < "
+                  f"{KEYED_SCHEMA_VERSION}): only its hashes were checked; opening it with the key "
+                  "migrates and seals it")
     else:
         print(f"audit log of {result['db']} TAMPERED: first broken entry "
               f"{result['first_broken_seq']} ({result['reason']})")

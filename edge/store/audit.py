@@ -225,7 +225,9 @@ class _Walk:
 
 
 def audit_head(conn: sqlite3.Connection) -> AuditHead | None:
-    row = conn.execute("SELECT seq, hash, key_id, mac, time FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    keyed = int(conn.execute("PRAGMA user_version").fetchone()[0]) >= KEYED_SCHEMA_VERSION
+    columns = "seq, hash, key_id, mac, time" if keyed else "seq, hash, '', '', time"
+    row = conn.execute(f"SELECT {columns} FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     if row is None:
         return None
     return AuditHead(int(row[0]), str(row[1]), str(row[3]), str(row[2]), str(row[4]))
@@ -238,11 +240,15 @@ def head_mismatch(conn: sqlite3.Connection, head: dict[str, Any]) -> str | None:
     except (KeyError, TypeError, ValueError):
         return "the recorded head is not {\"seq\", \"hash\", \"mac\"}"
     checkpoint_seq, checkpoint_hash = _audit_checkpoint(conn)
-    if seq < checkpoint_seq:
-        return None  # pruned by retention; the prune itself is a verified entry of the chain
-    if seq == checkpoint_seq:
-        return None if digest == checkpoint_hash else f"entry {seq} differs from the recorded head"
-    row = conn.execute("SELECT hash, mac FROM audit WHERE seq = ?", (seq,)).fetchone()
+    if seq <= checkpoint_seq:  # pruned by retention; the prune itself is a verified entry
+        return None if seq < checkpoint_seq or digest == checkpoint_hash else \
+            f"entry {seq} differs from the recorded head"
+    keyed = int(conn.execute("PRAGMA user_version").fetchone()[0]) >= KEYED_SCHEMA_VERSION
+    if mac and not keyed:
+        return (f"the recorded head {seq} carries a MAC but this file has none: it was replaced by "
+                "an older, unkeyed copy")
+    column = "mac" if keyed else "''"
+    row = conn.execute(f"SELECT hash, {column} FROM audit WHERE seq = ?", (seq,)).fetchone()
     if row is None:
         newest = conn.execute("SELECT MAX(seq) FROM audit").fetchone()[0] or checkpoint_seq
         return (f"entry {seq} of the recorded head is missing (the log ends at {newest}): "

@@ -309,6 +309,22 @@ def test_a_log_stripped_of_every_mac_is_not_intact(audited_db: Path, key_file: P
     assert "no entry carries a MAC" in result["reason"]
 
 
+def test_a_file_downgraded_to_the_unkeyed_format_is_found_against_the_head(
+        audited_db: Path, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Strip the MAC columns and claim the old schema version: the chain alone looks like an old,
+    unkeyed log (reported as such), the recorded head does not."""
+    recorded = head(audited_db, key_file, capsys)
+    sql(audited_db, "ALTER TABLE audit DROP COLUMN mac", "ALTER TABLE audit DROP COLUMN key_id",
+        "PRAGMA user_version = 2")
+    code, result = verify(audited_db, key_file, capsys)
+    assert (code, result["keyed"], result["unkeyed_entries"]) == (0, False, ENTRIES)
+    assert main(["audit", "verify", "--db", str(audited_db), "--key-file", str(key_file)]) == 0
+    assert "predates keyed MACs" in capsys.readouterr().out
+    code, result = verify(audited_db, key_file, capsys, "--expect-head", json.dumps(recorded))
+    assert (code, result["expected_head_found"]) == (1, False)
+    assert "older, unkeyed copy" in result["reason"]
+
+
 def test_not_a_database_is_a_clear_error(tmp_path: Path, key_file: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     junk = tmp_path / "junk.db"
