@@ -4,13 +4,17 @@ that the live face is not left in the file."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mqtt.messages import Retraction, utc_now
 from mqtt.receiver import Delivery
+from ui.console import ConsoleFeed
+from ui.state.config import parse_pad_config
 from ui.state.feed import ArrivalFeed, new_claim
+from ui.state.i18n import Texts
 from ui.state.journal import Journal
 from ui.state.sample import sample_arrival
 
@@ -100,3 +104,16 @@ def test_a_retraction_ignores_what_it_does_not_cover(tmp_path: Path) -> None:
     assert journal.retract(retraction("c-1", utc_now() - timedelta(minutes=1), (str(uuid.uuid4()),))) == 0
     assert [d.message.id for d in journal.replay()] == [arrival.id]
     journal.close()
+
+
+def test_the_console_pad_drops_a_retracted_customer_too() -> None:
+    out = io.StringIO()
+    view = ConsoleFeed(parse_pad_config({"branch_id": "b1", "mqtt": {"device_id": "rm-1"}}), Texts("en"), out)
+    erased, other = (sample_arrival(customer_id=c, seen_at=utc_now()) for c in ("c-1", "c-2"))
+    view.handle(erased)
+    view.handle(other)
+    view.handle(retraction("c-1", utc_now()))
+    assert [e.arrival.customer.customer_id for e in view.feed.entries()] == ["c-2"]
+    assert out.getvalue().splitlines()[-1].endswith("  - c-1")
+    view.handle(sample_arrival(customer_id="c-1", seen_at=utc_now() - timedelta(seconds=1)))  # a late copy
+    assert len(view.feed) == 1
