@@ -27,17 +27,19 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqtt.codec import encode
+from mqtt.codec import EncodeError, encode
 from mqtt.config import MqttConfig
+from mqtt.files import check_secret_mode
 from mqtt.messages import DeviceStatus, Expiring, Message, new_id, utc_now
 from mqtt.outbox import Outbox
 from mqtt.receiver import Receiver
-from mqtt.topics import BranchTopics, topic_for
+from mqtt.topics import AUTHORED_LEAVES, BranchTopics, TopicError, split_topic, topic_for
 
 logger = logging.getLogger(__name__)
 
 Role = Literal["edge", "rm", "teller", "supervisor", "central"]
 SESSION_EXPIRY_S = 7 * 86400  # MQTT 5: keep the session (queued QoS 1) for a week
+MAX_EXPIRY_INTERVAL_S = 2**32 - 1  # MQTT 5 Message Expiry Interval is a four-byte integer
 
 
 class MqttError(Exception):
@@ -58,6 +60,7 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(config.ca_file))
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if config.cert_file is not None and config.key_file is not None:
+            check_secret_mode(config.key_file, "MQTT private key")
             ctx.load_cert_chain(str(config.cert_file), str(config.key_file))
     except (OSError, ssl.SSLError) as err:
         raise MqttError(f"cannot load TLS files: {err}") from err
@@ -94,7 +97,8 @@ class BranchClient:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._inflight: dict[int, paho.MQTTMessageInfo] = {}
-        self._counts = {"connects": 0, "refused": 0, "acked": 0, "publish_refused": 0}
+        self._counts = {"connects": 0, "disconnects": 0, "refused": 0, "connect_failed": 0, "acked": 0,
+                        "publish_refused": 0}
         self.last_refusal: str | None = None
         self._details: DeviceStatus | None = None  # the owner's latest status (cameras, fps...)
         self._sender = threading.Thread(target=self._run_sender, name="mqtt-outbox", daemon=True)
@@ -110,6 +114,7 @@ class BranchClient:
             kwargs["clean_session"] = False
         client = paho.Client(CallbackAPIVersion.VERSION2, cfg.effective_client_id, **kwargs)
         client.enable_logger(logging.getLogger("mqtt.paho"))
+        client.suppress_exceptions = True  # defence in depth: Receiver.accept already never raises
         # paho annotates whole seconds; it computes with the floats it is given
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         client.max_inflight_messages_set(cfg.max_inflight)
@@ -122,6 +127,7 @@ class BranchClient:
         client.will_set(self.topics.status(self.identity.device_id), encode(will), 1, True)
         client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -131,7 +137,7 @@ class BranchClient:
         try:
             return self.config.read_password()
         except OSError as err:
-            raise MqttError(f"cannot read password file: {err.strerror}") from err
+            raise MqttError(f"cannot read password file: {err.strerror or err}") from err
 
     def _status(self, state: Literal["online", "offline", "stopped"]) -> DeviceStatus:
         ident = self.identity
@@ -193,13 +199,24 @@ class BranchClient:
         """Store ``message`` in the outbox (durably) and send it as soon as connected.
 
         Raises:
-            EncodeError: the message breaks the contract (nothing is stored).
+            EncodeError: the message breaks the contract, or names another device as its
+                author (the broker would drop it; receivers would reject it); nothing is stored.
         """
         payload = encode(message)
+        topic = topic or topic_of(message)
+        self._check_author(topic)
         expires = message.expires_at.timestamp() if isinstance(message, Expiring) else None
-        self.outbox.put(message.id, topic or topic_of(message), payload, retain=message.RETAINED,
-                        expires_at=expires)
+        self.outbox.put(message.id, topic, payload, retain=message.RETAINED, expires_at=expires)
         self._wake.set()
+
+    def _check_author(self, topic: str) -> None:
+        try:
+            _, leaf = split_topic(topic)
+        except TopicError as err:
+            raise EncodeError(str(err)) from err
+        if leaf in AUTHORED_LEAVES and topic.rsplit("/", 1)[1] != self.identity.device_id:
+            raise EncodeError(f"{topic}: a device publishes there only under its own id "
+                              f"({self.identity.device_id})")
 
     def update_status(self, status: DeviceStatus) -> None:
         """Replace the retained device status (latest wins: it is state, not an event,
@@ -254,7 +271,7 @@ class BranchClient:
         if self.config.protocol != "5" or expires_at is None:
             return None
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho: unannotated
-        props.MessageExpiryInterval = max(1, int(expires_at - time.time()))
+        props.MessageExpiryInterval = min(MAX_EXPIRY_INTERVAL_S, max(1, int(expires_at - time.time())))
         return props
 
     def _publish_status(self, state: Literal["online", "offline", "stopped"]) -> None:
@@ -277,9 +294,15 @@ class BranchClient:
         self._connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        """TCP or TLS refused (a revoked or foreign certificate fails the handshake)."""
+        self._counts["connect_failed"] += 1
+        self.last_refusal = "connection or TLS handshake failed"
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
+            self._counts["disconnects"] += 1
             logger.warning("disconnected from broker: %s", reason)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
@@ -289,13 +312,18 @@ class BranchClient:
         self._wake.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
+        """Network thread: whatever happens, return normally so that paho acknowledges the
+        message and keeps reading (a message that raised would come back after every reconnect)."""
         if self.receiver is None:
             return
         try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = "<undecodable topic>"
-        self.receiver.accept(topic, bytes(msg.payload))
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                topic = "<undecodable topic>"
+            self.receiver.accept(topic, bytes(msg.payload))
+        except Exception:  # Receiver.accept never raises; this guards a replaced receiver
+            logger.exception("receiver failed on a message; dropped")
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._counts)

@@ -6,12 +6,22 @@ anything else: unknown or missing fields, wrong types, values over the field
 limits, unknown schema names or versions, invalid JSON and oversize payloads
 all raise :class:`DecodeError` with a short reason that is safe to log (it
 never echoes field values).
+
+Hostile input is bounded before the JSON parser sees it, so that no payload
+can make the parser or the field checks raise anything but :class:`DecodeError`:
+the size (``max_bytes``), the nesting depth (:data:`MAX_DEPTH`, counted on the
+raw bytes with strings skipped: the parser would otherwise recurse until
+``RecursionError``), the length of every number literal (:data:`MAX_NUMBER_CHARS`:
+an integer of thousands of digits makes ``int()`` raise ``ValueError``), integer
+magnitudes (:data:`MAX_INT`), non-finite floats, and date-times outside
+:data:`DATETIME_YEARS` (``9999-12-31T23:59:59-23:59`` overflows when converted to UTC).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -23,6 +33,16 @@ from typing import Any, Literal
 from mqtt.messages import BY_SCHEMA, Message
 
 DEFAULT_MAX_PAYLOAD = 256 * 1024
+MAX_DEPTH = 16  # the deepest message (arrival > portrait > holdings > item) nests 4 levels
+MAX_NUMBER_CHARS = 32  # a float's repr is at most 24 characters
+MAX_INT = 2**53  # integers beyond this do not survive a JSON round trip in most languages
+DATETIME_YEARS = (1970, 2999)  # event times; outside this a device's clock or the sender is wrong
+
+# A JSON string (escapes included) or, unterminated, the rest of the input; possessive, so that
+# every byte is looked at once (a backtracking pattern is quadratic on an unterminated string
+# full of escaped quotes).  And the brackets that open or close a level.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class DecodeError(ValueError):
@@ -82,13 +102,47 @@ def _reject_constant(name: str) -> None:
     raise DecodeError("invalid_json", f"constant {name} is not JSON")
 
 
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise DecodeError("too_long", f"number literal of {len(text)} characters")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise DecodeError("too_long", f"number literal of {len(text)} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise DecodeError("bad_value", "number out of the float range")
+    return value
+
+
+def check_depth(payload: bytes, limit: int = MAX_DEPTH) -> None:
+    """Refuse arrays/objects nested deeper than ``limit``, before any parsing."""
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub(b"", payload)):
+        if match.group() in b"[{":
+            depth += 1
+            if depth > limit:
+                raise DecodeError("too_deep", f"nested deeper than {limit} levels")
+        else:
+            depth -= 1
+
+
 def decode(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD) -> Message:
-    """Bytes -> message, or :class:`DecodeError`."""
+    """Bytes -> message, or :class:`DecodeError` (and nothing else, whatever the bytes)."""
     if len(payload) > max_bytes:
         raise DecodeError("oversize", f"{len(payload)} bytes > {max_bytes}")
+    payload = bytes(payload)
+    check_depth(payload)
     try:
-        data = json.loads(payload, parse_constant=_reject_constant)
+        data = json.loads(payload, parse_constant=_reject_constant, parse_int=_parse_int,
+                          parse_float=_parse_float)
+    except DecodeError:
+        raise  # a number literal refused by the hooks above
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DecodeError("invalid_json", type(err).__name__) from err
+    except (ValueError, RecursionError) as err:  # bounded above; kept as a last line of defence
         raise DecodeError("invalid_json", type(err).__name__) from err
     if not isinstance(data, dict):
         raise DecodeError("wrong_type", "payload is not a JSON object")
@@ -166,14 +220,8 @@ def _scalar(tp: Any, value: Any, path: str, meta: Any) -> Any:
         if not isinstance(value, bool):
             raise DecodeError("wrong_type", f"{path}: expected boolean")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DecodeError("wrong_type", f"{path}: expected integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise DecodeError("wrong_type", f"{path}: expected number")
-        return float(value)
+    if tp is int or tp is float:
+        return _number(tp, value, path)
     if not isinstance(value, str):
         raise DecodeError("wrong_type", f"{path}: expected string")
     if tp is str:
@@ -183,6 +231,17 @@ def _scalar(tp: Any, value: Any, path: str, meta: Any) -> Any:
     if tp is date:
         return _date(value, path)
     raise TypeError(f"{path}: unsupported field type {tp!r}")
+
+
+def _number(tp: type, value: Any, path: str) -> int | float:
+    kinds = int if tp is int else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise DecodeError("wrong_type", f"{path}: expected {'integer' if tp is int else 'number'}")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise DecodeError("bad_value", f"{path}: beyond +-2**53")
+    if not math.isfinite(value):
+        raise DecodeError("bad_value", f"{path}: not a finite number")
+    return value if tp is int else float(value)
 
 
 def _string(value: str, path: str, meta: Any) -> str:
@@ -201,13 +260,21 @@ def _string(value: str, path: str, meta: Any) -> str:
 
 
 def _datetime(value: str, path: str) -> datetime:
+    if len(value) > 40:
+        raise DecodeError("too_long", f"{path}: not an ISO 8601 date-time")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as err:
         raise DecodeError("bad_value", f"{path}: not an ISO 8601 date-time") from err
     if parsed.tzinfo is None:
         raise DecodeError("bad_value", f"{path}: date-time without a UTC offset")
-    return parsed.astimezone(UTC)
+    first, last = DATETIME_YEARS
+    if not first <= parsed.year <= last:
+        raise DecodeError("bad_value", f"{path}: year outside {first}-{last}")
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError) as err:  # an offset pushing it past the calendar's end
+        raise DecodeError("bad_value", f"{path}: date-time out of range") from err
 
 
 def _date(value: str, path: str) -> date:

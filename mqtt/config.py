@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mqtt.codec import DEFAULT_MAX_PAYLOAD
+from mqtt.files import check_secret_mode
+from mqtt.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
 
 
 class MqttConfig(BaseModel):
@@ -39,6 +41,16 @@ class MqttConfig(BaseModel):
     max_payload_bytes: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024, le=16 * 1024 * 1024,
                                    description="larger payloads are rejected before parsing")
     max_inflight: int = Field(50, ge=1, le=1000, description="unacknowledged QoS 1 publishes")
+    roster_file: Path | None = Field(
+        None, description="the branch roster (roster.json from `branch-edge provision`): each device's "
+        "role and staff member; names of RMs, tellers and supervisors in messages are checked against it")
+    device_rate_per_s: float = Field(
+        DEFAULT_RATE_PER_S, gt=0, le=100_000,
+        description="messages per second accepted from one device (claims, outcomes, requests, "
+        "decisions, status); beyond its burst the excess is dropped and counted (rate_limited)")
+    device_burst: int = Field(
+        DEFAULT_BURST, ge=1, le=1_000_000,
+        description="messages one device may send at once (an outbox drained after an outage)")
 
     @model_validator(mode="after")
     def _check_pairs(self) -> MqttConfig:
@@ -59,6 +71,8 @@ class MqttConfig(BaseModel):
         return self.client_id or self.device_id
 
     def read_password(self) -> str | None:
+        """The password, from a file only its owner may read (else :class:`~mqtt.files.SecretFileError`)."""
         if self.password_file is None:
             return None
+        check_secret_mode(self.password_file, "MQTT password file")
         return self.password_file.read_text(encoding="utf-8").strip()

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mqtt.files import create_private
+
 PRUNE_EVERY = 500
 
 
@@ -29,6 +31,7 @@ class SeenIds:
         self._clock = clock
         self._lock = threading.Lock()
         self._inserts = 0
+        create_private(path)  # payloads: 0600, in a 0700 folder
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(

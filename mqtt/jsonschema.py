@@ -16,7 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mqtt.codec import hints, is_optional
+from mqtt.codec import MAX_INT, hints, is_optional
 from mqtt.messages import MESSAGE_TYPES, Message
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -70,6 +70,8 @@ def _type(tp: Any, meta: Any) -> dict[str, Any]:
 
 def _scalar(tp: Any, meta: Any) -> dict[str, Any]:
     simple = {bool: "boolean", int: "integer", float: "number"}
+    if tp is int:
+        return {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT}
     if tp in simple:
         return {"type": simple[tp]}
     if tp is datetime:

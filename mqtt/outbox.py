@@ -13,6 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from mqtt.files import create_private
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,6 +44,7 @@ class Outbox:
 
     def __init__(self, path: Path | str) -> None:
         self._lock = threading.Lock()
+        create_private(path)  # payloads: 0600, in a 0700 folder
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         # FULL: a message acknowledged by put() survives a power cut, not just a crash.
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -3,6 +3,13 @@
 Every topic lives under ``bank/v1/branch/{branch_id}/``.  Which message
 schema travels on which leaf is fixed here too, so a receiver can reject a
 message that arrives on the wrong topic (a claim posted to ``arrivals``).
+
+A leaf ending in ``/+`` names a device in its last level.  On the leaves in
+:data:`AUTHORED_LEAVES` that device is the message's author: the broker's ACL
+lets a device publish there only under its own id (its certificate's name), so
+a receiver knows who sent a claim, an outcome, an authorization request or a
+supervisor's decision from the topic alone, whatever the payload says.  On
+``auth/responses/+`` the device is the recipient.
 """
 
 from __future__ import annotations
@@ -17,12 +24,12 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LEAF_SCHEMAS: dict[str, str] = {
     "arrivals": "arrival",
     "retractions": "retraction",
-    "claims": "claim",
-    "outcomes": "outcome",
-    "auth/requests": "auth_request",
+    "claims/+": "claim",
+    "outcomes/+": "outcome",
+    "auth/requests/+": "auth_request",
     "auth/responses/+": "auth_response",
     "auth/escalations": "auth_escalation",
-    "auth/decisions": "auth_decision",
+    "auth/decisions/+": "auth_decision",
     "auth/scenarios": "auth_scenarios",
     "status/+": "device_status",
     "notices": "notice",
@@ -37,6 +44,8 @@ LEAF_SCHEMAS: dict[str, str] = {
     "fleet/counts": "arrival_counts",
     "fleet/purchases": "purchase_link",
 }
+# Leaves whose device level is the author (the only device the ACL lets publish there).
+AUTHORED_LEAVES = frozenset({"claims/+", "outcomes/+", "auth/requests/+", "auth/decisions/+", "status/+"})
 
 
 class TopicError(ValueError):
@@ -78,17 +87,32 @@ class BranchTopics:
     def audit_heads(self) -> str:
         return self.leaf("audit/heads")
 
+    def _of(self, leaf: str, device_id: str) -> str:
+        return self.leaf(f"{leaf}/{check_id(device_id, 'device id')}")
+
     @property
     def claims(self) -> str:
-        return self.leaf("claims")
+        """Every device's claims (a subscription filter); publish on :meth:`claims_of`."""
+        return self.leaf("claims/+")
+
+    def claims_of(self, device_id: str) -> str:
+        return self._of("claims", device_id)
 
     @property
     def outcomes(self) -> str:
-        return self.leaf("outcomes")
+        """Every device's outcomes (a subscription filter); publish on :meth:`outcomes_of`."""
+        return self.leaf("outcomes/+")
+
+    def outcomes_of(self, device_id: str) -> str:
+        return self._of("outcomes", device_id)
 
     @property
     def auth_requests(self) -> str:
-        return self.leaf("auth/requests")
+        """Every teller terminal's requests (a subscription filter)."""
+        return self.leaf("auth/requests/+")
+
+    def auth_requests_of(self, device_id: str) -> str:
+        return self._of("auth/requests", device_id)
 
     def auth_response(self, device_id: str) -> str:
         return self.leaf(f"auth/responses/{check_id(device_id, 'device id')}")
@@ -99,7 +123,11 @@ class BranchTopics:
 
     @property
     def auth_decisions(self) -> str:
-        return self.leaf("auth/decisions")
+        """Every supervisor's decisions (a subscription filter)."""
+        return self.leaf("auth/decisions/+")
+
+    def auth_decisions_of(self, device_id: str) -> str:
+        return self._of("auth/decisions", device_id)
 
     @property
     def auth_scenarios(self) -> str:
@@ -133,6 +161,27 @@ def every_branch(leaf: str) -> str:
     return f"{ROOT}/+/{leaf}"
 
 
+def parse_topic(topic: str) -> tuple[str, str, str | None]:
+    """``bank/v1/branch/B/claims/pad-1`` -> ``("B", "claims/+", "pad-1")``: branch, leaf and
+    the device named in the topic (``None`` on a leaf without one).
+
+    Raises:
+        TopicError: the topic is not one of ours.
+    """
+    branch, leaf = split_topic(topic)
+    return branch, leaf, topic.rsplit("/", 1)[1] if leaf.endswith("/+") else None
+
+
+def author_of(topic: str) -> str | None:
+    """The authoring device of a message on ``topic`` (see :data:`AUTHORED_LEAVES`), or None.
+
+    Raises:
+        TopicError: the topic is not one of ours.
+    """
+    _, leaf, device = parse_topic(topic)
+    return device if leaf in AUTHORED_LEAVES else None
+
+
 def split_topic(topic: str) -> tuple[str, str]:
     """``bank/v1/branch/B/auth/responses/pad-1`` -> ``("B", "auth/responses/+")``.
 
@@ -163,8 +212,9 @@ def schema_for_topic(topic: str) -> tuple[str, str]:
 def topic_for(schema: str, branch_id: str, device_id: str | None = None) -> str:
     """The topic a message of ``schema`` is published on.
 
-    ``device_id`` is the device named in the topic: the recipient of an
-    ``auth_response``, the subject of a ``device_status``.
+    ``device_id`` is the device named in the topic: the author of a claim, an
+    outcome, an authorization request or decision and a ``device_status``, the
+    recipient of an ``auth_response``.
     """
     for leaf, name in LEAF_SCHEMAS.items():
         if name != schema:

@@ -33,18 +33,17 @@ import pytest
 
 from mqtt.client import BranchClient, Identity
 from mqtt.config import MqttConfig
-from mqtt.dedup import SeenIds
 from mqtt.messages import Arrival, CustomerCard, Portrait, Recommendation, utc_now
 from mqtt.provision import Device, provision
 from mqtt.provision.run import BrokerOptions, ProvisionResult, current_user
-from mqtt.receiver import Delivery, Receiver
+from mqtt.receiver import Delivery, make_receiver
 
 BRANCH_DEVICES = [
     Device("edge-1", "edge"),
-    Device("rm-1", "rm"),
+    Device("rm-1", "rm"),  # RM "rm-1", as the arrivals' assigned_rm says
     Device("rm-2", "rm"),
-    Device("teller-1", "teller"),
-    Device("sup-1", "supervisor"),
+    Device("teller-1", "teller", "t-7"),
+    Device("sup-1", "supervisor", "s-1"),
 ]
 RUN_NAMESPACE = uuid.UUID("6f1c3c0e-2f4e-4b43-9d57-0c2f1d7a8b11")
 
@@ -120,7 +119,10 @@ def provision_branch(out: Path, branch: str, devices: list[Device], port: int) -
 
 
 def client_config(prov: ProvisionResult, device_id: str, state_dir: Path, **overrides: object) -> MqttConfig:
-    """The device's provisioned ``[mqtt]`` settings with fast reconnects and private SQLite files."""
+    """The device's provisioned ``[mqtt]`` settings with fast reconnects and private SQLite files.
+
+    Without the provisioned roster unless asked (``roster_file=roster_of(prov, device)``): most
+    tests name RMs freely; the identity tests check the names against it."""
     folder = prov.device_dir(device_id)
     state_dir.mkdir(parents=True, exist_ok=True)
     port = int(overrides.pop("port", _conf_port(prov)))
@@ -140,6 +142,10 @@ def client_config(prov: ProvisionResult, device_id: str, state_dir: Path, **over
     }
     values.update(overrides)
     return MqttConfig.model_validate(values)
+
+
+def roster_of(prov: ProvisionResult, device_id: str) -> Path:
+    return prov.device_dir(device_id) / "roster.json"
 
 
 def _conf_port(prov: ProvisionResult) -> int:
@@ -162,7 +168,7 @@ def make_client(
     **overrides: object,
 ) -> BranchClient:
     cfg = client_config(prov, device_id, state_dir, **overrides)
-    receiver = Receiver(SeenIds(cfg.seen_ids_path), handler=handler, max_payload_bytes=cfg.max_payload_bytes)
+    receiver = make_receiver(cfg, handler)
     identity = Identity(prov.branch_id, device_id, role_of(prov, device_id))  # type: ignore[arg-type]
     return BranchClient(cfg, identity, receiver=receiver, subscriptions=subscriptions)
 
@@ -218,7 +224,7 @@ def provisioned_branch(tmp_path: Path) -> ProvisionResult:
 
 def load_provisioned(out: Path) -> ProvisionResult:
     manifest = json.loads((out / "manifest.json").read_text())
-    devices = [Device(d["id"], d["role"]) for d in manifest["devices"]]
+    devices = [Device(d["id"], d["role"], d.get("staff_id", "")) for d in manifest["devices"]]
     return ProvisionResult(out, manifest["branch_id"], devices, Path(manifest["broker_conf"]))
 
 

@@ -41,8 +41,8 @@ class PadApp:
         self.link = PadLink(config, handler=self.bridge.deliver)
         screen = QApplication.primaryScreen()
         dpi = screen.logicalDotsPerInch() if screen is not None else 96.0
-        context = PageContext(config, self.bridge, self.link.publish, Texts(language or config.language),
-                              Metrics(dpi))
+        context = PageContext(self.link.config, self.bridge, self.link.publish,  # rm_id from the roster
+                              Texts(language or config.language), Metrics(dpi))
         self.window = PadWindow(context)
 
     def start(self) -> None:

@@ -66,7 +66,7 @@ def run_console(config: PadConfig, texts: Texts, out: TextIO, exit_after: int | 
                 seconds: float | None = None) -> int:
     """Print arrivals until Ctrl-C, ``exit_after`` arrivals, or ``seconds``; exit code 0."""
     link = PadLink(config)
-    view = ConsoleFeed(config, texts, out)
+    view = ConsoleFeed(link.config, texts, out)  # rm_id from the roster
     link.start()
     view._print(texts("conn.starting"))
     online = False

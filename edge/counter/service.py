@@ -39,7 +39,6 @@ from edge.store.database import Store
 from edge.vision.engine import FaceEngine
 from mqtt.client import BranchClient
 from mqtt.codec import EncodeError
-from mqtt.dedup import SeenIds
 from mqtt.messages import (
     AuthDecision,
     AuthEscalation,
@@ -50,7 +49,7 @@ from mqtt.messages import (
     Score,
     utc_now,
 )
-from mqtt.receiver import Delivery, Receiver
+from mqtt.receiver import Delivery, Receiver, make_receiver
 from mqtt.topics import BranchTopics
 
 log = logging.getLogger(__name__)
@@ -71,10 +70,7 @@ def auth_client_parts(cfg: EdgeConfig) -> tuple[Receiver | None, tuple[str, ...]
     (``(None, ())`` otherwise): ``BranchClient(cfg.mqtt, identity, receiver=r, subscriptions=t)``."""
     if not cfg.auth.enabled:
         return None, ()
-    mqtt = cfg.mqtt
-    receiver = Receiver(SeenIds(mqtt.seen_ids_path, mqtt.seen_ids_ttl_s, mqtt.seen_ids_max),
-                        max_payload_bytes=mqtt.max_payload_bytes)
-    return receiver, auth_subscriptions(cfg.branch_id)
+    return make_receiver(cfg.mqtt), auth_subscriptions(cfg.branch_id)
 
 
 @dataclass(frozen=True)
@@ -159,13 +155,16 @@ class AuthService:
     def handle(self, delivery: Delivery) -> None:
         message = delivery.message
         if isinstance(message, AuthRequest):
-            self.on_request(message)
+            self.on_request(message, delivery.actor)
         elif isinstance(message, AuthDecision):
-            self.on_decision(message)
+            self.on_decision(message, delivery.actor)
 
-    def on_request(self, request: AuthRequest) -> None:
+    def on_request(self, request: AuthRequest, actor: str | None = None) -> None:
+        """``actor``: who sent it as the receiver verified it (the teller the roster binds to
+        the terminal of the topic, else the terminal); the answer goes to ``request.device_id``,
+        which the receiver checked is that terminal."""
         facts = audit_request_facts(request)
-        self.store.audit(request.teller_id, "auth_requested", request.id, facts)
+        self.store.audit(actor or request.device_id, "auth_requested", request.id, facts)
         age_s = (utc_now() - request.sent_at).total_seconds()
         if age_s > self.policies.request_ttl_s:
             self.finish(request, Decision("reject", ("request_expired",)), None)
@@ -223,18 +222,20 @@ class AuthService:
         ))
         log.info("auth %s (%s): escalated %s", request.id, request.scenario, ",".join(decision.reasons))
 
-    def on_decision(self, decision: AuthDecision) -> None:
+    def on_decision(self, decision: AuthDecision, actor: str | None = None) -> None:
+        """``actor``: the supervisor as the receiver verified it (see :meth:`on_request`)."""
+        actor = actor or decision.device_id
         pending = self.pending.pop(decision.request_id, None)
         details = {"decision": decision.decision, "reason": decision.reason,
                    "supervisor_device": decision.device_id}
         if pending is None:
-            self.store.audit(decision.supervisor_id, "auth_decision_ignored", decision.request_id, details)
+            self.store.audit(actor, "auth_decision_ignored", decision.request_id, details)
             log.info("supervisor decision for %s ignored: not pending", decision.request_id)
             return
-        self.store.audit(decision.supervisor_id, "auth_supervisor_decision", decision.request_id, details)
+        self.store.audit(actor, "auth_supervisor_decision", decision.request_id, details)
         code = "supervisor_approved" if decision.decision == "approve" else "supervisor_rejected"
         final = replace(pending.decision, verdict=decision.decision, reasons=(code,))
-        self.finish(pending.request, final, decision.supervisor_id,
+        self.finish(pending.request, final, actor,
                     extra=(f"note:{decision.reason}"[:200],) if decision.reason else ())
 
     def expire_due(self) -> int:

@@ -6,6 +6,12 @@ A purchase is linked to the latest visit at which the same product was
 recommended to the same customer, when it falls on the visit day or within
 ``[crm] attribution_days`` after it.  The RM credited is the one whose
 outcome message came for the visit, else the RM assigned at the time.
+
+An outcome is taken only for a visit the edge announced, for that visit's
+customer (``crm_visits``, written when the arrival is built); the receiver has
+already checked that its RM is the one bound to the tablet that sent it
+(``mqtt.roster``), so a tablet cannot report for another RM's customers or
+take another RM's credit.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from edge.core.safe_output import csv_row
 from edge.crm.recommend import ASSESSMENT_PRODUCT, Recommended
 from edge.crm.records import CrmStore
 from mqtt.messages import Outcome
+from mqtt.roster import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +39,46 @@ _COLUMN = {"rm": "s.rm_id", "product": "s.product_id", "segment": "s.segment"}
 
 def record_shown(crm: CrmStore, visit_id: str, customer_id: str, recs: list[Recommended], *,
                  rm_id: str, segment: str, shown_on: date) -> int:
-    """Remember what an arrival recommended (once per visit and product)."""
+    """Remember what an arrival recommended (once per visit and product), and the visit."""
     rows = [(visit_id, r.product_id, customer_id, rm_id, segment, shown_on.isoformat(), rank,
              r.why) for rank, r in enumerate(recs, start=1) if r.product_id != ASSESSMENT_PRODUCT]
+    record_visit(crm, visit_id, customer_id, shown_on)
     with crm.transaction() as c:
         before = c.total_changes
         c.executemany("INSERT OR IGNORE INTO crm_shown VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return c.total_changes - before
 
 
+def record_visit(crm: CrmStore, visit_id: str, customer_id: str, seen_on: date) -> None:
+    """Remember that ``visit_id`` is ``customer_id``'s visit (once; the first sighting wins)."""
+    with crm.transaction() as c:
+        c.execute("INSERT OR IGNORE INTO crm_visits VALUES (?, ?, ?)",
+                  (visit_id, customer_id, seen_on.isoformat()))
+
+
+def check_outcome(c: Any, outcome: Outcome) -> None:
+    """Raise :class:`~mqtt.roster.Rejected` unless ``outcome`` is for a visit the edge announced
+    and that visit's customer."""
+    row = c.execute("SELECT customer_id FROM crm_visits WHERE visit_id = ?", (outcome.visit_id,)).fetchone()
+    if row is None:
+        raise Rejected("unknown_visit", f"outcome {outcome.id}: no such visit")
+    if row[0] != outcome.customer_id:
+        raise Rejected("not_the_visits_customer", f"outcome {outcome.id}: another customer's visit")
+
+
 def record_outcome(crm: CrmStore, outcome: Outcome) -> bool:
     """Store an RM's outcome against its visit; a redelivered message is ignored.
-    The RM who reported becomes the visit's RM for attribution."""
+    The RM who reported becomes the visit's RM for attribution.
+
+    Raises:
+        Rejected: not a visit the edge announced, or not that visit's customer.
+    """
     row = (outcome.id, outcome.visit_id, outcome.arrival_id, outcome.customer_id, outcome.rm_id,
            outcome.result, json.dumps(outcome.product_ids),
            outcome.follow_up_on.isoformat() if outcome.follow_up_on else None, outcome.note,
            outcome.sent_at.isoformat())
     with crm.transaction() as c:
+        check_outcome(c, outcome)
         new = c.execute("INSERT OR IGNORE INTO crm_outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row).rowcount == 1
         if new:
@@ -64,23 +94,38 @@ class OutcomeSink:
     The receiver has already marked the message as seen and the broker will not send
     it again, so an outcome the store cannot take now (locked longer than its busy
     timeout, disk full) is kept and retried every ``retry_s`` until it is stored.
+
+    An outcome that is not for its visit's customer raises :class:`~mqtt.roster.Rejected`
+    at once (the receiver counts it); one found out only when a parked outcome is
+    stored later is dropped, logged and counted in ``rejected``.
     """
 
     def __init__(self, crm: CrmStore, retry_s: float = 2.0) -> None:
         self.crm = crm
         self.retry_s = retry_s
         self.parked: list[Outcome] = []
+        self.rejected = 0
         self._lock = threading.Lock()  # guards parked and the two flags below
         self._timer: threading.Timer | None = None
         self._flushing = False
 
     def __call__(self, delivery: Any) -> None:
         if isinstance(delivery.message, Outcome):
+            self._precheck(delivery.message)
             with self._lock:
                 self.parked.append(delivery.message)
                 busy = self._flushing or self._timer is not None
             if not busy:  # else the flush under way (or the retry timer) stores it, in order
                 self.flush()
+
+    def _precheck(self, outcome: Outcome) -> None:
+        """The visit check, read-only, on the receiver's thread; a store that cannot answer now
+        leaves it to :func:`record_outcome`, which checks again in its transaction."""
+        try:
+            with self.crm.lock:
+                check_outcome(self.crm, outcome)
+        except sqlite3.Error as err:
+            log.warning("outcome %s: visit not checked yet (%s)", outcome.id, err)
 
     def flush(self) -> None:
         """Store every parked outcome, oldest first; on a storage error, retry later."""
@@ -99,6 +144,9 @@ class OutcomeSink:
             except sqlite3.OperationalError as err:
                 self._retry_later(head, err)
                 return
+            except Rejected as err:
+                self.rejected += 1
+                log.warning("outcome %s dropped: %s", head.id, err)
             with self._lock:
                 self.parked.pop(0)
 

@@ -18,7 +18,7 @@ from typing import Literal
 from edge.config import CrmConfig, EdgeConfig
 from edge.core.bands import amount_band
 from edge.crm.catalogue import ASSET_CATEGORIES, Product, category_name
-from edge.crm.outcomes import record_shown
+from edge.crm.outcomes import record_shown, record_visit
 from edge.crm.recommend import ASSESSMENT_PRODUCT, Population, Recommended, Recommender, customer_triggers
 from edge.crm.records import CrmCustomer, CrmStore, HoldingRecord
 from edge.crm.talking_points import event_point, reason, talking_points
@@ -85,6 +85,8 @@ class PortraitBuilder:
         """The portrait, or None when the CRM does not know the customer.  With a
         ``visit_id`` the recommendations are remembered for outcome linking."""
         with self._lock, self.crm.lock:  # one connection shared with the outcome handler's thread
+            if visit_id:  # even for a customer the CRM does not know: RMs report outcomes on it
+                record_visit(self.crm, visit_id, customer_id, today)
             rec = self.recommender(today)
             customer = rec.pop.customers.get(customer_id) if rec is not None else None
             if rec is None or customer is None:

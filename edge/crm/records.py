@@ -79,6 +79,13 @@ CRM_MIGRATIONS: tuple[str, ...] = (
         shown_on TEXT NOT NULL, purchased_on TEXT NOT NULL, amount REAL NOT NULL
     );
     """,
+    # The visits the edge announced: an RM's outcome must be for the visit's customer.
+    """
+    CREATE TABLE crm_visits (
+        visit_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, seen_on TEXT NOT NULL
+    );
+    CREATE INDEX crm_visits_customer ON crm_visits(customer_id);
+    """,
 )
 
 

@@ -3,11 +3,14 @@
 RM outcomes are stored in the CRM tables (for outcome linking); authorization
 requests and supervisors' decisions go to the authorization service's inbox; head
 office's erasures and gallery chunks (``[fleet] enabled``) to the fleet agent's.
-One Receiver (so one de-duplication store) serves both.
+One Receiver (so one de-duplication store, one set of per-device rate limits and
+one roster) serves both; see :mod:`mqtt.receiver` for what it refuses before a
+message gets here, and :class:`edge.crm.outcomes.OutcomeSink` for the visit check.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 from dataclasses import dataclass, field
 
@@ -15,10 +18,11 @@ from edge.config import EdgeConfig
 from edge.counter.service import auth_subscriptions
 from edge.crm.outcomes import OutcomeSink
 from edge.crm.records import CrmStore
-from mqtt.dedup import SeenIds
 from mqtt.messages import Erasure, GalleryChunk, Outcome
-from mqtt.receiver import Delivery, Receiver
+from mqtt.receiver import Delivery, Receiver, make_receiver
 from mqtt.topics import BranchTopics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,9 +47,10 @@ def edge_inbound(cfg: EdgeConfig, crm: CrmStore) -> EdgeInbound:
         else:
             auth_inbox.put(delivery)
 
-    mqtt = cfg.mqtt
-    receiver = Receiver(SeenIds(mqtt.seen_ids_path, mqtt.seen_ids_ttl_s, mqtt.seen_ids_max),
-                        handler=route, max_payload_bytes=mqtt.max_payload_bytes)
+    receiver = make_receiver(cfg.mqtt, handler=route)
+    if receiver.roster is None and cfg.mqtt.tls:
+        log.warning("no [mqtt] roster_file: the RMs, tellers and supervisors named in messages cannot "
+                    "be checked against the devices that send them (branch-edge provision writes one)")
     topics: tuple[str, ...] = (BranchTopics(cfg.branch_id).outcomes,)
     if cfg.auth.enabled:
         topics += auth_subscriptions(cfg.branch_id)

@@ -1,13 +1,25 @@
 """Least-privilege Mosquitto ACL: each device reads and writes only its branch and role's topics.
 
+The broker takes the username from the client certificate's CN and uses it as
+the client id too (``mosquitto.template.conf``), so the ``user`` of a block is
+the device its certificate names.  Where a message's author matters (claims,
+outcomes, authorization requests and decisions, status) a device may write only
+the topic that carries its own id (``{self}``); receivers take the author from
+there.
+
 Every device may write its own retained ``status/{id}`` (and its Last Will
 there) and read every device's status.  Beyond that:
 
 - edge: writes arrivals, retractions, auth/responses/+, auth/escalations, auth/scenarios
-  (retained), audit/heads; reads claims, outcomes, auth/requests, auth/decisions, notices.
-- rm: writes claims, outcomes; reads arrivals, retractions, claims.
-- teller: writes auth/requests; reads auth/responses/{own id}, auth/scenarios.
-- supervisor: writes auth/decisions; reads auth/escalations, auth/decisions, auth/scenarios.
+  (retained), audit/heads; reads claims/+, outcomes/+, auth/requests/+, auth/decisions/+, notices.
+- rm: writes claims/{self}, outcomes/{self}; reads arrivals, retractions, claims/+.
+- teller: writes auth/requests/{self}; reads auth/responses/{self}, auth/scenarios.
+- supervisor: writes auth/decisions/{self}; reads auth/escalations, auth/decisions/+,
+  auth/scenarios.
+
+No ``pattern`` lines: they would apply to every authenticated name, including
+a certificate name that has no block (a removed device whose certificate is
+still within its validity, should the CRL be missing).
 """
 
 from __future__ import annotations
@@ -28,15 +40,15 @@ ROLE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "edge": (
         ("arrivals", "retractions", "auth/responses/+", "auth/escalations", "auth/scenarios", "audit/heads",
          *FLEET_OUT),
-        ("claims", "outcomes", "auth/requests", "auth/decisions", "notices", *FLEET_IN),
+        ("claims/+", "outcomes/+", "auth/requests/+", "auth/decisions/+", "notices", *FLEET_IN),
     ),
-    "rm": (("claims", "outcomes"), ("arrivals", "retractions", "claims")),
-    "teller": (("auth/requests",), ("auth/responses/{self}", "auth/scenarios")),
-    "supervisor": (("auth/decisions",), ("auth/escalations", "auth/decisions", "auth/scenarios")),
+    "rm": (("claims/{self}", "outcomes/{self}"), ("arrivals", "retractions", "claims/+")),
+    "teller": (("auth/requests/{self}",), ("auth/responses/{self}", "auth/scenarios")),
+    "supervisor": (("auth/decisions/{self}",), ("auth/escalations", "auth/decisions/+", "auth/scenarios")),
 }
 
 # What the branch's bridge user may do on the central broker.
-BRIDGE_WRITES = ("outcomes", "claims", "status/+", "audit/heads", *FLEET_OUT)
+BRIDGE_WRITES = ("outcomes/+", "claims/+", "status/+", "audit/heads", *FLEET_OUT)
 BRIDGE_READS = ("notices", *FLEET_IN)
 
 

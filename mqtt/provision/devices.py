@@ -1,4 +1,4 @@
-"""``devices.toml``: the devices of one branch and their roles.
+"""``devices.toml``: the devices of one branch, their roles and who uses them.
 
     [[devices]]
     id = "edge-01"
@@ -7,6 +7,11 @@
     [[devices]]
     id = "pad-rm-01"
     role = "rm"
+    staff_id = "RM-01"   # the RM / teller / supervisor using this device; default: the device id
+
+The device id is the certificate's name, the MQTT username and client id; the
+staff id is what messages from the device must name as their RM, teller or
+supervisor (``mqtt.roster``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ class ProvisionError(ValueError):
 class Device:
     id: str
     role: str
+    staff_id: str = ""  # empty: the device id
+
+    @property
+    def staff(self) -> str:
+        return self.staff_id or self.id
 
 
 def parse_devices(data: dict[str, object], source: str) -> list[Device]:
@@ -45,18 +55,20 @@ def parse_devices(data: dict[str, object], source: str) -> list[Device]:
 
 
 def _device(entry: object, where: str) -> Device:
-    if not isinstance(entry, dict) or set(entry) != {"id", "role"}:
-        raise ProvisionError(f"{where}: needs exactly the keys id and role")
-    device_id, role = entry["id"], entry["role"]
-    if not isinstance(device_id, str) or not isinstance(role, str):
-        raise ProvisionError(f"{where}: id and role must be strings")
+    if not isinstance(entry, dict) or not {"id", "role"} <= set(entry) <= {"id", "role", "staff_id"}:
+        raise ProvisionError(f"{where}: needs the keys id and role (and optionally staff_id)")
+    device_id, role, staff_id = entry["id"], entry["role"], entry.get("staff_id", "")
+    if not all(isinstance(v, str) for v in (device_id, role, staff_id)):
+        raise ProvisionError(f"{where}: id, role and staff_id must be strings")
     if role not in ROLES:
         raise ProvisionError(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
     try:
         check_id(device_id, "device id")
+        if staff_id:
+            check_id(staff_id, "staff id")
     except TopicError as err:
         raise ProvisionError(f"{where}: {err}") from err
-    return Device(device_id, role)
+    return Device(device_id, role, staff_id)
 
 
 def load_devices(path: Path) -> list[Device]:

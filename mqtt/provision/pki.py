@@ -120,3 +120,54 @@ def load_pair(cert_path: Path, key_path: Path) -> KeyPair:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{key_path}: not an EC private key")
     return KeyPair(key, cert)
+
+
+# --- revocation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revoked:
+    serial: int
+    on: dt.datetime
+
+
+def certificate_serial(path: Path) -> int | None:
+    """The serial number of the PEM certificate at ``path``; None when absent or unreadable."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+    except (OSError, ValueError):
+        return None
+
+
+def load_revoked(path: Path) -> list[Revoked]:
+    """The entries of an existing CRL (none when there is no file)."""
+    if not path.exists():
+        return []
+    crl = x509.load_pem_x509_crl(path.read_bytes())
+    return [Revoked(entry.serial_number, entry.revocation_date_utc) for entry in crl]
+
+
+def write_crl(ca: KeyPair, revoked: Iterable[Revoked], path: Path) -> int:
+    """Sign a CRL listing ``revoked`` (entries older than a leaf's lifetime are dropped: those
+    certificates have expired anyway); returns how many it lists.
+
+    Its next update is set beyond any leaf's expiry: a CRL past its next update
+    makes OpenSSL refuse every client, and it is re-signed at each provisioning.
+    """
+    now = dt.datetime.now(dt.UTC)
+    oldest = now - dt.timedelta(days=LEAF_DAYS + 1)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=CA_DAYS))
+    )
+    kept = {r.serial: r for r in revoked if r.on >= oldest}
+    for entry in kept.values():
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.on).build()
+        )
+    crl = builder.sign(ca.key, hashes.SHA256())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return len(kept)

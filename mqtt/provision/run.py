@@ -3,24 +3,32 @@
 Layout of ``out``::
 
     ca.crt, ca.key                       branch CA (key 0600; keep it offline after provisioning)
-    broker/mosquitto.conf                TLS listener, no anonymous access, ACL, persistence
+    roster.json                          each device's role and staff member (mqtt.roster)
+    broker/mosquitto.conf                TLS listener, identity from the certificate, ACL, persistence
     broker/server.crt, server.key        broker certificate for the given host names / IPs
     broker/passwd, broker/acl            one password entry and one ACL block per device
+    broker/crl.pem                       certificates revoked by earlier runs
     broker/conf.d/bridge.conf            bridge to head office (only with a central link)
     broker/data/                         Mosquitto persistence (sessions, queued messages)
-    devices/<id>/                        ca.crt, client.crt, client.key, password, mqtt.toml
+    devices/<id>/                        ca.crt, client.crt, client.key, password, roster.json, mqtt.toml
     central/                             what head office adds for this branch's bridge user
     manifest.json                        what was generated (no secrets)
 
 An existing ``ca.key`` is reused, so re-running after editing ``devices.toml``
 keeps the CA that devices already trust; device certificates and passwords are
-issued afresh.
+issued afresh.  Re-provisioning removes what it revokes: every certificate it
+replaces, and those of devices no longer listed, go on the revocation list
+(``broker/crl.pem``, which the broker checks), and a removed device's folder
+(certificate, key, password) is deleted and leaves the manifest, the password
+file and the ACL.  Restart the broker afterwards (it reads the CRL at start).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +37,7 @@ from string import Template
 from mqtt.codec import DEFAULT_MAX_PAYLOAD
 from mqtt.provision import acl, passwd, pki
 from mqtt.provision.devices import Device, ProvisionError
+from mqtt.roster import Member, Roster
 from mqtt.topics import BranchTopics
 
 TEMPLATES = Path(__file__).resolve().parent.parent
@@ -57,6 +66,8 @@ class ProvisionResult:
     devices: list[Device]
     broker_conf: Path
     files: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # devices of an earlier run, deleted now
+    revoked_certificates: int = 0  # entries of broker/crl.pem
 
     def device_dir(self, device_id: str) -> Path:
         return self.out / "devices" / device_id
@@ -66,8 +77,9 @@ class ProvisionResult:
             "branch_id": self.branch_id,
             "out": str(self.out),
             "broker_conf": str(self.broker_conf),
-            "devices": [{"id": d.id, "role": d.role} for d in self.devices],
+            "devices": [{"id": d.id, "role": d.role, "staff_id": d.staff} for d in self.devices],
             "files": self.files,
+            "revoked_certificates": self.revoked_certificates,
         }
 
 
@@ -95,16 +107,19 @@ def provision(
     central: CentralLink | None = None,
 ) -> ProvisionResult:
     options = options or BrokerOptions()
-    topics = BranchTopics(branch_id)
+    BranchTopics(branch_id)  # refuses a branch id that cannot be a topic level
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ca = _ca(out)
     broker = out / "broker"
     for sub in ("data", "conf.d"):
         (broker / sub).mkdir(parents=True, exist_ok=True)
+    revoked, removed = _revoke_previous(out, {d.id for d in devices})
     server = pki.issue(ca, options.server_names[0], server_names=options.server_names)
     pki.write_pair(server, broker / "server.crt", broker / "server.key")
-    lines = [_device_files(ca, out, d, topics, options) for d in devices]
+    roster = Roster(branch_id, {d.id: Member(d.id, d.role, d.staff) for d in devices})
+    roster.write(out / "roster.json")
+    lines = [_device_files(ca, out, d, options, roster) for d in devices]
     pki.write_secret(broker / "passwd", ("\n".join(lines) + "\n").encode())
     (broker / "acl").write_text(acl.branch_acl(branch_id, devices), encoding="utf-8")
     conf = _write_broker_conf(out, branch_id, options)
@@ -113,22 +128,49 @@ def provision(
         _write_bridge(ca, out, branch_id, central)
     elif bridge.exists():
         bridge.unlink()
-    result = ProvisionResult(out, branch_id, devices, conf)
+        for name in ("bridge.crt", "bridge.key"):
+            (broker / name).unlink(missing_ok=True)
+    result = ProvisionResult(out, branch_id, devices, conf, removed=removed)
+    result.revoked_certificates = pki.write_crl(ca, revoked, broker / "crl.pem")
     result.files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     result.files = [f for f in result.files if not f.startswith("broker/data/")]
     (out / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
 
 
-def _device_files(
-    ca: pki.KeyPair, out: Path, device: Device, topics: BranchTopics, options: BrokerOptions
-) -> str:
+def _revoke_previous(out: Path, keep: set[str]) -> tuple[list[pki.Revoked], list[str]]:
+    """Revoke every client certificate an earlier run issued (they are all re-issued now) and
+    delete the folders of devices no longer listed; returns the CRL entries and those devices."""
+    broker = out / "broker"
+    revoked = pki.load_revoked(broker / "crl.pem")
+    now = dt.datetime.now(dt.UTC)
+    certificates = [broker / "bridge.crt"]
+    removed = []
+    devices_dir = out / "devices"
+    if devices_dir.is_dir():
+        for folder in sorted(devices_dir.iterdir()):
+            certificates.append(folder / "client.crt")
+            if folder.is_dir() and folder.name not in keep:
+                removed.append(folder.name)
+    for path in certificates:
+        serial = pki.certificate_serial(path)
+        if serial is not None:
+            revoked.append(pki.Revoked(serial, now))
+    for name in removed:
+        shutil.rmtree(devices_dir / name)  # its certificate, key and password go with it
+    return revoked, removed
+
+
+def _device_files(ca: pki.KeyPair, out: Path, device: Device, options: BrokerOptions, roster: Roster) -> str:
     folder = out / "devices" / device.id
     if folder.exists():
         shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o700)  # its key and password
     pair = pki.issue(ca, device.id)
     pki.write_pair(pair, folder / "client.crt", folder / "client.key")
     shutil.copyfile(out / "ca.crt", folder / "ca.crt")
+    roster.write(folder / "roster.json")
     password = passwd.new_password()
     pki.write_secret(folder / "password", password.encode())
     (folder / "mqtt.toml").write_text(_device_toml(folder, device, options), encoding="utf-8")
@@ -143,6 +185,7 @@ def _device_toml(folder: Path, device: Device, options: BrokerOptions) -> str:
         f'host = "{host}"\nport = {options.port}\ndevice_id = "{device.id}"\n'
         f'ca_file = "{folder / "ca.crt"}"\ncert_file = "{folder / "client.crt"}"\n'
         f'key_file = "{folder / "client.key"}"\npassword_file = "{folder / "password"}"\n'
+        f'roster_file = "{folder / "roster.json"}"\n'
     )
 
 
@@ -162,6 +205,7 @@ def _write_broker_conf(out: Path, branch_id: str, options: BrokerOptions) -> Pat
         ca_file=out / "ca.crt",
         server_cert=broker / "server.crt",
         server_key=broker / "server.key",
+        crl_file=broker / "crl.pem",
         conf_dir=broker / "conf.d",
     )
     conf = broker / "mosquitto.conf"

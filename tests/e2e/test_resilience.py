@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,8 @@ import pytest
 from edge.config import EdgeConfig
 from edge.core.errors import StoreError
 from edge.crm import records as crm_module
+from edge.crm.outcomes import record_visit
+from edge.crm.portrait import PortraitBuilder
 from edge.crm.records import CrmStore
 from edge.lobby.daemon import EdgeDaemon
 from edge.lobby.inbound import edge_inbound
@@ -109,8 +112,9 @@ def test_broker_down_for_a_stretch_loses_no_arrival_or_outcome_and_shows_none_tw
     broker = rig.broker
     cfg = rig.branch(loop=True, visits={"absence_s": 3.0, "cooldown_s": 0.0})
     pad = Subscriber(rig.prov, rig.tmp_path)
-    crm = CrmStore.open(cfg.store.path)
-    daemon = EdgeDaemon(cfg, rig.engine, store_opener(cfg), inbound_client(cfg, crm))
+    portraits = PortraitBuilder.open(cfg)  # as `branch-edge run`: it remembers each arrival's visit
+    crm = portraits.crm
+    daemon = EdgeDaemon(cfg, rig.engine, store_opener(cfg), inbound_client(cfg, crm), portraits=portraits)
     daemon.start()
     try:
         assert wait_until(lambda: pad.received, 30)
@@ -204,10 +208,12 @@ def test_store_busy_longer_than_its_timeout_fails_cleanly_and_recovers(
     for client in (edge, rm):
         client.start()
         assert client.wait_connected(10)
+    visit = str(uuid.uuid4())
+    record_visit(crm, visit, "c-1", date.today())  # the arrival the RM answers
     holder = sqlite3.connect(str(cfg.store.path), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        outcome = Outcome(branch_id=cfg.branch_id, arrival_id=str(uuid.uuid4()), visit_id=str(uuid.uuid4()),
+        outcome = Outcome(branch_id=cfg.branch_id, arrival_id=str(uuid.uuid4()), visit_id=visit,
                           customer_id="c-1", rm_id="RM-01", device_id="rm-1", result="interested",
                           note="while locked")
         rm.publish(outcome)

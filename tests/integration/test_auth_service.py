@@ -22,7 +22,7 @@ from edge.store.database import Store
 from edge.vision.card_photo import degrade_card, jpeg_bytes
 from edge.vision.imageio import load_image
 from mqtt.messages import AuthDecision, AuthEscalation, AuthRequest, AuthResponse, CardFields, utc_now
-from tests.mqtt_fixtures import make_client, wait_until
+from tests.mqtt_fixtures import make_client, roster_of, wait_until
 
 BRANCH = "b1"
 CUSTOMER = "c-100"
@@ -82,7 +82,9 @@ class Bus:
         self.responses: list[AuthResponse] = []
         self.escalations: list[AuthEscalation] = []
         topics = auth_subscriptions(BRANCH)
-        self.edge = make_client(prov, "edge-1", tmp_path / "edge", subscriptions=topics)
+        # The edge checks who sends what against the provisioned roster (teller-1 is t-7, sup-1 is s-1).
+        self.edge = make_client(prov, "edge-1", tmp_path / "edge", subscriptions=topics,
+                                roster_file=roster_of(prov, "edge-1"))
         self.teller = make_client(prov, "teller-1", tmp_path / "teller",
                                   subscriptions=(f"bank/v1/branch/{BRANCH}/auth/responses/teller-1",),
                                   handler=lambda d: self.responses.append(d.message))
@@ -250,7 +252,7 @@ def test_the_daemon_gets_a_receiver_and_the_auth_topics_only_when_enabled():
     receiver, topics = auth_client_parts(EdgeConfig.model_validate(
         {"branch_id": BRANCH, "auth": {"enabled": True}, "mqtt": {"seen_ids_path": ":memory:"}}))
     assert receiver is not None
-    assert topics == (f"bank/v1/branch/{BRANCH}/auth/requests", f"bank/v1/branch/{BRANCH}/auth/decisions")
+    assert topics == (f"bank/v1/branch/{BRANCH}/auth/requests/+", f"bank/v1/branch/{BRANCH}/auth/decisions/+")
 
 
 def test_start_refuses_a_store_connection_it_cannot_use(provisioned_branch, tmp_path, engine, db, keys):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PyQt6.QtCore import Qt
 
-from edge.crm.outcomes import OutcomeSink, record_outcome
+from edge.crm.outcomes import OutcomeSink, record_outcome, record_visit
 from edge.crm.records import CrmStore
 from mqtt.client import BranchClient
 from mqtt.codec import encode
@@ -172,6 +172,8 @@ def test_outcome_round_trip_to_the_edge_store(qtbot, start_pad, edge, tmp_path: 
         qtbot.mouseClick(rm.outcome.submit_button, Qt.MouseButton.LeftButton)
     assert rm.status.text() == "Outcome recorded"
     with CrmStore.open(tmp_path / "crm.db") as store:
+        # The edge remembered the visit when it built the arrival; outcomes must be for it.
+        record_visit(store, arrival.visit_id, arrival.customer.customer_id, arrival.seen_at.date())
         sink = OutcomeSink(store)  # the edge's outcome store (edge/crm/outcomes.py)
         kinds = []
         while "outcome" not in kinds:  # the PAD's automatic claim comes first

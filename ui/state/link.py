@@ -18,10 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 
-from mqtt.client import BranchClient, Identity
-from mqtt.dedup import SeenIds
+from mqtt.client import BranchClient, Identity, MqttError
 from mqtt.messages import Arrival, Message, Retraction
-from mqtt.receiver import Delivery, Receiver
+from mqtt.receiver import Delivery, make_receiver
+from mqtt.roster import Roster, RosterError
 from mqtt.topics import BranchTopics
 from ui.state.config import PadConfig
 from ui.state.journal import Journal
@@ -30,15 +30,28 @@ logger = logging.getLogger(__name__)
 
 # What each role reads; mirrors the broker ACL (mqtt/provision/acl.py).
 ROLE_READS: dict[str, tuple[str, ...]] = {
-    "rm": ("arrivals", "retractions", "claims"),
+    "rm": ("arrivals", "retractions", "claims/+"),
     "teller": ("auth/responses/{self}", "auth/scenarios"),
-    "supervisor": ("auth/escalations", "auth/decisions", "auth/scenarios"),
+    "supervisor": ("auth/escalations", "auth/decisions/+", "auth/scenarios"),
 }
 
 
 def subscriptions(config: PadConfig) -> list[str]:
     topics = BranchTopics(config.branch_id)
     return [topics.leaf(leaf.format(self=config.device_id)) for leaf in ROLE_READS[config.role]]
+
+
+def on_roster(config: PadConfig, roster: Roster) -> PadConfig:
+    """``config`` with the staff member the roster binds to this device as its ``rm_id``
+    (the RM, teller or supervisor its messages name).  A PAD configured as someone else, or
+    in another role, refuses to start: the edge and the other PADs would reject all it sends."""
+    member = roster.get(config.device_id)
+    if member is None or member.role != config.role:
+        raise MqttError(f"device {config.device_id} is not a {config.role} device on the branch roster")
+    if config.rm_id is not None and config.rm_id != member.staff_id:
+        raise MqttError(f"pad.toml's rm_id {config.rm_id!r} is not the staff member the roster binds "
+                        f"to device {config.device_id} ({member.staff_id!r})")
+    return config.model_copy(update={"rm_id": member.staff_id})
 
 
 def _version() -> str:
@@ -52,12 +65,14 @@ class PadLink:
     def __init__(self, config: PadConfig, handler: Callable[[Delivery], None] | None = None) -> None:
         cfg = config.mqtt
         self.config = config
+        try:
+            self.receiver = make_receiver(cfg, handler=self._on_delivery)
+        except RosterError as err:
+            raise MqttError(str(err)) from err
+        if self.receiver.roster is not None:
+            config = on_roster(config, self.receiver.roster)
+            self.config = config
         self.journal = Journal(config.effective_journal_path)
-        self.receiver = Receiver(
-            SeenIds(cfg.seen_ids_path, cfg.seen_ids_ttl_s, cfg.seen_ids_max),
-            handler=self._on_delivery,
-            max_payload_bytes=cfg.max_payload_bytes,
-        )
         self._handler = handler or self.receiver.queue.put
         identity = Identity(config.branch_id, config.device_id, config.role, _version())
         self.client = BranchClient(cfg, identity, receiver=self.receiver, subscriptions=subscriptions(config))

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from edge.cli import main
-from edge.crm.outcomes import OutcomeSink, conversion, link_sales, record_outcome, record_shown
+from edge.crm.outcomes import OutcomeSink, conversion, link_sales, record_outcome, record_shown, record_visit
 from edge.crm.recommend import Recommended
 from edge.crm.records import CrmStore, TransactionRecord
 from mqtt import codec
 from mqtt.dedup import SeenIds
 from mqtt.messages import Outcome
-from mqtt.receiver import Receiver
+from mqtt.receiver import Delivery, Receiver
+from mqtt.roster import Rejected
 from mqtt.topics import topic_for
 
 VISIT_1, VISIT_2 = str(uuid.uuid4()), str(uuid.uuid4())
@@ -86,7 +87,7 @@ def test_outcome_messages_from_the_receiver_are_stored(crm: CrmStore, tmp_path: 
     # two receivers with their own de-dup state: a redelivery after a restart is still stored once
     for name in ("seen-1.db", "seen-2.db"):
         receiver = Receiver(SeenIds(tmp_path / name), handler=OutcomeSink(crm))
-        receiver.accept(topic_for("outcome", "b1"), payload)
+        receiver.accept(topic_for("outcome", "b1", "pad-1"), payload)
     assert crm.execute("SELECT visit_id, result FROM crm_outcomes").fetchall() == [(VISIT_2, "follow_up")]
 
 
@@ -157,3 +158,41 @@ def test_report_on_an_empty_range_says_so_and_draws_nothing(crm: CrmStore, tmp_p
     assert main([*argv, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["empty"], result["png"], result["rows"]) == (True, None, [])
+
+
+def test_an_outcome_must_be_for_an_announced_visit_and_its_customer(crm: CrmStore) -> None:
+    """A tablet cannot report on a visit the edge never announced, nor on another customer
+    than the visit's (it would take the credit for that customer's purchases)."""
+    other_customer = Outcome(branch_id="b1", arrival_id=str(uuid.uuid4()), visit_id=VISIT_1, customer_id="C2",
+                             rm_id="RM-01", device_id="pad-1", result="product_sold", product_ids=["TD-1Y"])
+    for message, reason in ((outcome(str(uuid.uuid4()), "RM-01"), "unknown_visit"),
+                            (other_customer, "not_the_visits_customer")):
+        with pytest.raises(Rejected) as err:
+            record_outcome(crm, message)
+        assert err.value.reason == reason
+        with pytest.raises(Rejected):
+            OutcomeSink(crm)(Delivery("t", message))  # the receiver counts it
+    assert crm.execute("SELECT COUNT(*) FROM crm_outcomes").fetchone() == (0,)
+
+
+def test_a_visit_is_remembered_even_for_a_customer_the_crm_does_not_know(crm: CrmStore) -> None:
+    visit = str(uuid.uuid4())
+    record_visit(crm, visit, "C-unknown", date(2026, 10, 2))
+    message = Outcome(branch_id="b1", arrival_id=str(uuid.uuid4()), visit_id=visit, customer_id="C-unknown",
+                      rm_id="RM-01", device_id="pad-1", result="contacted")
+    assert record_outcome(crm, message)
+
+
+def test_a_parked_outcome_found_wrong_when_stored_is_dropped_and_counted(
+        crm: CrmStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The visit check runs again in the storing transaction (the first one may not have been
+    possible: store busy); an outcome refused there is logged, counted and dropped, and those
+    parked behind it are still stored."""
+    sink = OutcomeSink(crm)
+    monkeypatch.setattr(sink, "_precheck", lambda outcome: None)  # as if the store had been busy
+    wrong = outcome(str(uuid.uuid4()), "RM-01")
+    right = outcome(VISIT_1, "RM-01")
+    sink(Delivery("t", wrong))
+    sink(Delivery("t", right))
+    assert sink.rejected == 1 and not sink.parked
+    assert crm.execute("SELECT message_id FROM crm_outcomes").fetchall() == [(right.id,)]

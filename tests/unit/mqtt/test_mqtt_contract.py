@@ -49,7 +49,7 @@ def strategy_for(tp: Any, meta: Any) -> st.SearchStrategy[Any]:  # noqa: PLR0911
     if tp is float:
         return st.floats(allow_nan=False, allow_infinity=False)
     if tp is int:
-        return st.integers()
+        return st.integers(min_value=-codec.MAX_INT, max_value=codec.MAX_INT)
     if meta.get("format") == "uuid":
         return uuids
     if "pattern" in meta:
