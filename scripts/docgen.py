@@ -1,9 +1,10 @@
 """The documentation's reference pages, generated from the code that defines them.
 
 - ``docs/reference/configuration.md``: the pydantic models' fields (``edge.config.EdgeConfig``,
-  ``ui.state.config.PadConfig``, ``mqtt.config.MqttConfig``): key, type, default, bounds, description.
-- ``docs/reference/cli.md``: every sub-command of ``branch-edge`` and ``branch-pad``, walked
-  from their argparse parsers: usage, options and their help.
+  ``ui.state.config.PadConfig``, ``hq.config.HqConfig``, ``mqtt.config.MqttConfig``): key, type,
+  default, bounds, description.
+- ``docs/reference/cli.md``: every sub-command of ``branch-edge``, ``branch-pad`` and ``branch-hq``,
+  walked from their argparse parsers: usage, options and their help.
 - ``docs/reference/mqtt.md``: the topic scheme (``mqtt/topics.py``), who may write and read each
   topic (``mqtt/provision/acl.py``) and every message's fields (``mqtt/schemas/*.json``).
 - ``docs/reference/policies.md``: the shipped ``edge/counter/policies.toml`` as the service reads
@@ -12,8 +13,9 @@
 ``.venv/bin/python scripts/docgen.py`` rewrites the pages (``make docs`` also builds the site);
 ``--check`` writes nothing and exits 1 when a page differs from what the code gives now.
 
-It lives in scripts/, outside the packages, because it reads both programs: the layering
-(.importlinter) keeps edge and ui from importing each other and edge.tools from importing edge.cli.
+It lives in scripts/, outside the packages, because it reads all three programs: the layering
+(.importlinter) keeps edge, ui and hq from importing each other and edge.tools from importing
+edge.cli.
 """
 
 from __future__ import annotations
@@ -72,18 +74,26 @@ def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 # ---------------------------------------------------------------- configuration
 
 
-def config_page() -> str:
+def config_files() -> list[tuple[str, str, type[BaseModel]]]:
+    """(anchor, title, model) of every program's configuration file."""
     from edge.config import EdgeConfig  # noqa: PLC0415
-    from mqtt.config import MqttConfig  # noqa: PLC0415
+    from hq.config import HqConfig  # noqa: PLC0415
     from ui.state.config import PadConfig  # noqa: PLC0415
 
+    return [("edge", "`edge.toml` (branch-edge)", EdgeConfig), ("pad", "`pad.toml` (branch-pad)", PadConfig),
+            ("hq", "`hq.toml` (branch-hq, head office)", HqConfig)]
+
+
+def config_page() -> str:
+    from mqtt.config import MqttConfig  # noqa: PLC0415
+
     lines = header(
-        "edge/config.py, ui/state/config.py and mqtt/config.py", "Configuration reference",
-        "Both files are TOML. Every key is checked when the file is loaded: an unknown key or a value",
+        "edge/config.py, ui/state/config.py, hq/config.py and mqtt/config.py", "Configuration reference",
+        "Every file is TOML. Every key is checked when the file is loaded: an unknown key or a value",
         "outside its bounds stops the program with the dotted key and the allowed range. Keys that",
         "are not set take the default shown here.")
-    lines += model_file("edge", "`edge.toml` (branch-edge)", EdgeConfig, first_line(EdgeConfig.__module__))
-    lines += model_file("pad", "`pad.toml` (branch-pad)", PadConfig, first_line(PadConfig.__module__))
+    for prefix, title, model in config_files():
+        lines += model_file(prefix, title, model, first_line(model.__module__))
     mqtt_intro = doc_of(MqttConfig, first_line(MqttConfig.__module__))
     lines += ["## `[mqtt]`: edge and PAD {#mqtt}", "", mqtt_intro, ""]
     return "\n".join([*lines, *field_table(MqttConfig)])
@@ -124,12 +134,23 @@ def section_block(prefix: str, name: str, field: FieldInfo, model: type[BaseMode
     lines = [f"### `{title}` {{#{prefix}-{name}}}", ""]
     if model is MqttConfig:
         see = f"The broker connection: see [`[mqtt]`](#mqtt). {field.description or ''}"
-        return [*lines, see.strip(), ""]
+        return [*lines, see.strip(), *changed_defaults(field, model), ""]
     if array:
         lines += ["An array of tables: one `[[" + name + "]]` block per entry.", ""]
     if doc := doc_of(model):
         lines += [doc, ""]
     return lines + field_table(model)
+
+
+def changed_defaults(field: FieldInfo, model: type[BaseModel]) -> list[str]:
+    """A section whose default differs from the model's own defaults says which keys differ."""
+    default = field.get_default(call_default_factory=True)
+    if not isinstance(default, model):
+        return []
+    plain = model.model_construct()
+    keys = [f"`{key}` = {toml_value(getattr(default, key))}" for key in model.model_fields
+            if getattr(default, key) != getattr(plain, key)]
+    return [f"Here the defaults differ: {', '.join(keys)}."] if keys else []
 
 
 def field_table(model: type[BaseModel], names: Sequence[str] | None = None) -> list[str]:
@@ -210,10 +231,8 @@ def pattern(found: dict[str, Any]) -> str:
 
 def undescribed_fields() -> list[str]:
     """Dotted keys of every configuration field without a description (the reference needs one)."""
-    from edge.config import EdgeConfig  # noqa: PLC0415
-    from ui.state.config import PadConfig  # noqa: PLC0415
-
-    return list(_undescribed("edge.toml:", EdgeConfig)) + list(_undescribed("pad.toml:", PadConfig))
+    files = [(title.split("`")[1] + ":", model) for _, title, model in config_files()]
+    return list(dict.fromkeys(key for name, model in files for key in _undescribed(name, model)))
 
 
 def _undescribed(prefix: str, model: type[BaseModel]) -> Iterator[str]:
@@ -229,10 +248,11 @@ def _undescribed(prefix: str, model: type[BaseModel]) -> Iterator[str]:
 
 def cli_page() -> str:
     lines = header(
-        "the argparse parsers of edge/cli.py and ui/cli.py", "Command-line reference",
-        "Two programs: `branch-edge` runs on the branch PC (the camera daemon and every tool around it),",
-        "`branch-pad` is the tablet and counter app with its device tools. Commands print one clear line",
-        "and exit with code 2 on input the user can fix; commands that print results take `--json`.")
+        "the argparse parsers of edge/cli.py, ui/cli.py and hq/cli.py", "Command-line reference",
+        "Three programs: `branch-edge` runs on the branch PC (the camera daemon and every tool around",
+        "it), `branch-pad` is the tablet and counter app with its device tools, `branch-hq` runs at head",
+        "office. Commands print one clear line and exit with code 2 on input the user can fix; commands",
+        "that print results take `--json`.")
     parsers = built_parsers()
     for parser in parsers:
         lines += command_index(parser)
@@ -244,10 +264,11 @@ def cli_page() -> str:
 
 def built_parsers() -> list[argparse.ArgumentParser]:
     from edge.cli import build_parser as edge_parser  # noqa: PLC0415
+    from hq.cli import build_parser as hq_parser  # noqa: PLC0415
     from ui.cli import build_parser as pad_parser  # noqa: PLC0415
 
     with plain_environment():
-        parsers = [edge_parser(), pad_parser()]
+        parsers = [edge_parser(), pad_parser(), hq_parser()]
     for parser in parsers:
         for sub, _ in walk(parser, None):
             sub.formatter_class = functools.partial(sub.formatter_class, width=USAGE_WIDTH)  # type: ignore[call-arg]

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
-TOP_LEVEL = ("edge", "ui", "mqtt", "models", "scripts", "tests", "docs")
+TOP_LEVEL = ("edge", "ui", "hq", "mqtt", "models", "scripts", "tests", "docs")
 
 
 @pytest.fixture(scope="module")
@@ -114,21 +114,21 @@ def mentioned_paths(text: str) -> set[str]:
     return found
 
 
-def config_keys() -> tuple[str, ...]:
-    """Dotted configuration keys that look like module names: `mqtt.outbox_path`, `models.dir`."""
-    from edge.config import ModelsConfig
-    from mqtt.config import MqttConfig
-
-    return (*(f"models.{key}" for key in ModelsConfig.model_fields),
-            *(f"mqtt.{key}" for key in MqttConfig.model_fields))
+def names_a_module(name: str) -> bool:
+    """`edge.…` and `ui.…` always name our code; `mqtt.x` and `models.x` only when `x` is a module
+    of theirs (`mqtt.outbox_path` is a configuration key, `mqtt.peer_cert_as_username` a broker's)."""
+    top, second = name.split(".")[:2]
+    if top in ("edge", "ui", "hq"):
+        return True
+    return (ROOT / top / f"{second}.py").is_file() or (ROOT / top / second).is_dir()
 
 
 def mentioned_modules(text: str) -> set[str]:
     """Dotted names in code spans that start with one of our packages: `edge.crm.outcomes.OutcomeSink`."""
-    dotted = r"(?<![\w./-])((?:edge|ui|mqtt|models)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)"
+    dotted = r"(?<![\w./-])((?:edge|ui|hq|mqtt|models)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)"
     names = {name for span in re.findall(r"`([^`\n]+)`", text) for name in re.findall(dotted, span)}
     files = ("toml", "py", "json", "db", "log", "key", "md", "service")
-    return {name for name in names if not name.endswith(files) and not name.startswith(config_keys())}
+    return {name for name in names if not name.endswith(files) and names_a_module(name)}
 
 
 def resolves(dotted: str) -> bool:
