@@ -149,7 +149,28 @@ class FleetConfig(Section):
 
 class CameraConfig(Section):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="camera id in arrivals")
-    source: str = Field(..., min_length=1, description="video file, rtsp:// URL or USB index (\"0\")")
+    # repr=False: a URL may carry the camera's password (rtsp://user:password@host/...).
+    source: str = Field(..., min_length=1, repr=False,
+                        description="video file, rtsp:// URL or USB index (\"0\"); with a substream: "
+                                    "the camera's main (high-resolution) stream")
+    substream: str | None = Field(
+        None, min_length=1, repr=False,
+        description="rtsp: the camera's low-resolution stream; detection and tracking run on it, and "
+                    "only small faces are cropped from the main stream (opened while they are seen)")
+    main_crop_below_px: float = Field(
+        32.0, ge=0.0, le=400.0,
+        description="substream: a face whose eyes are closer than this (substream pixels) is cropped "
+                    "from the main stream; 0 = never")
+    main_linger_s: float = Field(
+        10.0, ge=0.0, le=3600.0, description="substream: the main stream stays open this long after "
+                                            "the last small face")
+    username: str | None = Field(
+        None, min_length=1, max_length=128, description="rtsp: user name, when the URL has none")
+    password_file: Path | None = Field(
+        None, description="rtsp: file holding the camera's password (mode 0600), instead of the URL")
+    password_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="rtsp: environment variable holding the camera's password, instead of the URL")
     loop: bool = Field(False, description="files: start again at the end")
     pace: Literal["native", "fast"] = Field(
         "native", description="files: native frame rate, or fast = as fast as analysed (no drops)"
@@ -171,6 +192,29 @@ class CameraConfig(Section):
         if self.backoff_max_s < self.backoff_min_s:
             raise ValueError("backoff_max_s must be >= backoff_min_s")
         return self
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> CameraConfig:
+        """Messages name keys only: the URLs may hold a password."""
+        rtsp = [s for s in (self.source, self.substream) if s is not None]
+        networked = all(s.lower().startswith(("rtsp://", "rtsps://")) for s in rtsp)
+        if self.substream is not None and not networked:
+            raise ValueError("substream: needs rtsp:// URLs for both source and substream")
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("password_file and password_env: give one of them")
+        secret = self.password_file is not None or self.password_env is not None
+        if (secret or self.username) and not networked:
+            raise ValueError("username, password_file and password_env apply to rtsp:// sources only")
+        if secret and any(_url_password(s) for s in rtsp):
+            raise ValueError("password_file / password_env: the URL already carries a password; "
+                             "remove it from the URL")
+        return self
+
+
+def _url_password(url: str) -> bool:
+    """Whether an rtsp URL carries a password (``user:password@``)."""
+    netloc = url.partition("://")[2].partition("/")[0]
+    return "@" in netloc and ":" in netloc.rpartition("@")[0]
 
 
 class LoggingConfig(Section):

@@ -47,8 +47,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError("property tests must not depend on the machine's speed:\n"
                                 + "\n".join(sorted(set(problems))))
 
-# Real-Mosquitto fixtures (mosquitto_broker, provisioned_branch) for every test module.
-pytest_plugins = ("tests.mqtt_fixtures",)
+# Real-Mosquitto fixtures (mosquitto_broker, provisioned_branch) and the RTSP camera (rtsp_cameras)
+# for every test module.
+pytest_plugins = ("tests.mqtt_fixtures", "tests.rtsp_fixtures")
 
 
 def _shared(env: str, default: str) -> Path:

@@ -43,7 +43,16 @@ from edge.config import EdgeConfig
 from edge.core.errors import StoreError
 from edge.core.gallery import Gallery
 from edge.lobby.arrivals import ARRIVAL_TTL, Sighting, build_arrival
-from edge.lobby.capture import AnalysisClock, Camera, Frame, Opener, open_cameras, open_source, recent_frames
+from edge.lobby.capture import (
+    AnalysisClock,
+    Camera,
+    Frame,
+    MainStream,
+    Opener,
+    open_cameras,
+    open_source,
+    recent_frames,
+)
 from edge.lobby.pipeline import LobbyPipeline, Recognition, VisitBook
 from edge.lobby.prometheus import DaemonMetrics, MetricsServer
 from edge.lobby.status import RateMeter, device_status
@@ -154,14 +163,14 @@ class PipelineWorker(threading.Thread):
                     continue
                 worked = True
                 if self.clock.due(camera.name, frame.ts, camera.cam.analyse_fps):
-                    self._analyse(frame)
+                    self._analyse(frame, camera.main)
             self._housekeeping()
             if not worked:
                 self.stop_event.wait(IDLE_WAIT_S)
 
-    def _analyse(self, frame: Frame) -> None:
+    def _analyse(self, frame: Frame, main: MainStream | None = None) -> None:
         assert self.pipeline is not None
-        recognitions = self.pipeline.process(frame.camera, frame.image, frame.ts)
+        recognitions = self.pipeline.process(frame.camera, frame.image, frame.ts, main)
         self.fps.tick()
         self.metrics.frame_to_result.observe(time.monotonic() - frame.grabbed_at)
         self.metrics.frames.labels(frame.camera).inc()
@@ -374,6 +383,7 @@ class EdgeDaemon:
         self.worker = PipelineWorker(cfg, engine, open_store, client, cameras=lobby,
                                      stop=self.stop_event, portraits=portraits, metrics=self.metrics)
         self.metrics.watch(self._pipeline_counts, lambda: len(client.outbox))
+        self.metrics.watch_cameras(lambda: [c.snapshot() for c in self.cameras])
         self.metrics_server: MetricsServer | None = None
         self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
         self._started = False

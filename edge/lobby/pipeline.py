@@ -12,6 +12,14 @@ people cross, or one hides the other, the tracker can hand a track over to
 another person; the re-check restarts such a track).  A :class:`Recognition` is
 emitted once, when a track becomes accepted.
 
+Substreams: a camera analysed on its low-resolution substream passes a
+:class:`MainFrames` (its main stream).  A face whose eyes are closer than
+``main.below_px`` on the substream is too small to embed well: its box is scaled
+to the main stream's resolution, the face is found again in a small region of the
+main frame around it (the two streams are not frame-locked: the face may have
+moved) and cropped there.  Detection and tracking stay on the substream; the main
+frame is asked for at most once per analysed frame, only when such a face is there.
+
 Strangers: a track's evidence holds customer ids and scores only; its best crop
 is kept only while it is pending and is dropped when it ends.  Nothing else about
 an unknown person is retained; with ``lobby.footfall_counting`` on, the number of
@@ -23,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -40,9 +49,23 @@ from edge.vision.lobby_detect import RectSCRFD
 from edge.vision.recognizer import align_face
 from edge.vision.types import Face
 
-__all__ = ["ArrivalDecision", "LobbyPipeline", "Recognition", "VisitBook"]
+__all__ = ["ArrivalDecision", "LobbyPipeline", "MainFrames", "Recognition", "VisitBook"]
 
 log = logging.getLogger(__name__)
+
+# The main-stream region searched for a small face: this many face boxes wide, centred on it.
+MAIN_REGION_BOXES = 3.0
+# Detector input (long side) for that region: small faces there are 40-150 px.
+MAIN_DETECT_SIZE = 192
+
+
+class MainFrames(Protocol):
+    """A camera's main stream, as the pipeline asks it for small faces' crops."""
+
+    below_px: float  # faces with closer eyes (substream pixels) are cropped from the main stream
+
+    def frame(self, ts: float) -> np.ndarray | None:
+        """The main-stream frame nearest ``ts`` (the substream frame's time), or None."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +136,19 @@ class LobbyPipeline:
         self.gallery = gallery
         self.cfg = cfg
         self.detector = lobby_detector(engine, cfg.lobby.detect_size)
+        self.region_detector = lobby_detector(engine, MAIN_DETECT_SIZE)
         self.quality = cfg.quality.model_copy(update={"min_blur": cfg.lobby.min_blur})
         self.cameras: dict[str, CameraState] = {}
         self.counts = {"frames": 0, "faces": 0, "tracks": 0, "embeds": 0, "decisions": 0,
-                       "unknown": 0, "rechecks": 0, "switches": 0, "strangers": 0}
+                       "unknown": 0, "rechecks": 0, "switches": 0, "strangers": 0,
+                       "main_fetches": 0, "main_crops": 0, "main_misses": 0}
         self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------
 
-    def process(self, camera_id: str, frame: np.ndarray, ts: float) -> list[Recognition]:
+    def process(self, camera_id: str, frame: np.ndarray, ts: float,
+                main: MainFrames | None = None) -> list[Recognition]:
+        """``main``: the camera's main stream when ``frame`` comes from its substream."""
         with self._lock:
             camera = self._camera(camera_id)
         with camera.lock:
@@ -133,7 +160,7 @@ class LobbyPipeline:
             for track_id in update.uncertain:  # re-check who it is on this very frame
                 if track_id in camera.tracks:
                     camera.tracks[track_id].next_check = ts
-            candidates = self._candidates(camera, frame, faces, update.assignments, ts)
+            candidates = self._candidates(camera, frame, faces, update.assignments, ts, main=main)
             self._count(frames=1, faces=len(faces))
             return self._decide(camera, camera_id, candidates, ts)
 
@@ -214,21 +241,63 @@ class LobbyPipeline:
         return TrackState(TrackEvidence(self.cfg.decision.window))
 
     def _candidates(self, camera: CameraState, frame: np.ndarray, faces: list[Face],
-                    assignments: list[int], ts: float) -> list[Candidate]:
+                    assignments: list[int], ts: float, *, main: MainFrames | None = None) -> list[Candidate]:
         out = []
+        source = _MainSource(main, ts)
         for face, track_id in zip(faces, assignments, strict=True):
             state = camera.tracks.get(track_id)
             if state is None:
                 state = camera.tracks[track_id] = self._new_track_state()
                 self._count(tracks=1)
             check = state.evidence.state != "pending"
-            if (check and ts < state.next_check) or not self._cheap_gate(face):
+            if check and ts < state.next_check:
                 continue
-            crop = align_face(frame, face.landmarks)
-            quality = measure_quality(face, crop)
+            image, seen = frame, face
+            if main is not None and interocular_distance(face.landmarks) < main.below_px:
+                image, seen = self._on_main(source, frame, face)
+            if not self._cheap_gate(seen):
+                continue
+            crop = align_face(image, seen.landmarks)
+            quality = measure_quality(seen, crop)
             if not quality.failures(self.quality):
                 out.append(Candidate(track_id, crop, quality.score(), check))
         return out
+
+    def _on_main(self, source: _MainSource, frame: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
+        """The face found again on the main stream (main frame, main-stream pixels); the
+        substream's own frame and face when the main stream has no frame or lost the face."""
+        found = self._find_on_main(source, frame.shape, face)
+        if found is None or source.image is None:
+            self._count(main_misses=1)
+            return frame, face
+        self._count(main_crops=1)
+        return source.image, found
+
+    def _find_on_main(self, source: _MainSource, shape: tuple[int, ...], face: Face) -> Face | None:
+        main = source.get()
+        if main is None:
+            return None
+        if source.fresh:
+            source.fresh = False
+            self._count(main_fetches=1)
+        sy, sx = main.shape[0] / shape[0], main.shape[1] / shape[1]
+        box = face.bbox.astype(np.float64) * (sx, sy, sx, sy)
+        centre = (box[:2] + box[2:]) / 2
+        half = max(box[2] - box[0], box[3] - box[1]) * MAIN_REGION_BOXES / 2
+        x1, y1 = np.maximum(np.floor(centre - half), 0).astype(int)
+        x2, y2 = np.minimum(np.ceil(centre + half), (main.shape[1], main.shape[0])).astype(int)
+        if x2 - x1 < 16 or y2 - y1 < 16:
+            return None
+        found = self.region_detector.detect(np.ascontiguousarray(main[y1:y2, x1:x2]))
+        if not found:
+            return None
+        offset = np.array([x1, y1], np.float32)
+
+        def distance(f: Face) -> float:
+            return float(np.hypot(*((f.bbox[:2] + f.bbox[2:]) / 2 + offset - centre)))
+
+        nearest = min(found, key=distance)
+        return Face(nearest.bbox + np.tile(offset, 2), nearest.score, nearest.landmarks + offset)
 
     def _cheap_gate(self, face: Face) -> bool:
         """Size, detector score and pose from the landmarks, before paying for a warp."""
@@ -301,6 +370,23 @@ class LobbyPipeline:
         if state is None or state.evidence.state == "accepted" or state.evidence.embeds == 0:
             return
         self._count(strangers=1)  # a visitor we saw well and did not recognise
+
+
+class _MainSource:
+    """The main-stream frame for one analysed frame: asked for once, only when needed."""
+
+    def __init__(self, main: MainFrames | None, ts: float) -> None:
+        self.main, self.ts = main, ts
+        self.image: np.ndarray | None = None
+        self.asked = False
+        self.fresh = False
+
+    def get(self) -> np.ndarray | None:
+        if not self.asked and self.main is not None:
+            self.asked = True
+            self.image = self.main.frame(self.ts)
+            self.fresh = self.image is not None
+        return self.image
 
 
 def _box(face: Face) -> Box:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
@@ -29,6 +30,7 @@ PIPELINE_COUNTERS = {
     "frames": ("pipeline_frames", "frames analysed by the lobby pipeline"),
     "faces": ("faces_detected", "faces detected in analysed frames"),
     "embeds": ("faces_embedded", "face crops embedded (recognition attempts)"),
+    "main_crops": ("main_stream_crops", "small faces cropped from a camera's main stream"),
 }
 
 
@@ -51,6 +53,56 @@ class PipelineCollector(Collector):
                                 value=self.outbox_depth())
 
 
+CAMERA_ERRORS = ("auth", "credentials", "unreachable", "not_found", "open", "read", "undecodable", "stale",
+                 "crash")
+
+
+class CameraCollector(Collector):
+    """The cameras' health when Prometheus scrapes: labels are camera names and fixed
+    words only (never a URL: it may carry a password)."""
+
+    def __init__(self, snapshots: Callable[[], list[dict[str, Any]]]) -> None:
+        self.snapshots = snapshots
+
+    def collect(self) -> Iterator[Metric]:
+        snaps = self.snapshots()
+        up = GaugeMetricFamily(f"{PREFIX}_camera_up", "1 while the camera delivers frames", labels=["camera"])
+        reconnects = CounterMetricFamily(f"{PREFIX}_camera_reconnects", "stream restarts (paced by back-off)",
+                                         labels=["camera"])
+        decoded = CounterMetricFamily(f"{PREFIX}_camera_frames_decoded", "frames decoded",
+                                      labels=["camera", "stream"])
+        errors = CounterMetricFamily(f"{PREFIX}_camera_errors", "why the stream went down",
+                                     labels=["camera", "reason"])
+        age = GaugeMetricFamily(f"{PREFIX}_camera_last_frame_age_seconds", "since the newest frame",
+                                labels=["camera"])
+        info = GaugeMetricFamily(f"{PREFIX}_camera_stream_info", "codec and resolution of each stream",
+                                 labels=["camera", "stream", "codec", "width", "height"])
+        main_opens = CounterMetricFamily(f"{PREFIX}_camera_main_stream_opens",
+                                         "main stream opened for small faces", labels=["camera"])
+        main_fetches = CounterMetricFamily(f"{PREFIX}_camera_main_stream_fetches",
+                                           "main-stream frames used for small faces' crops",
+                                           labels=["camera"])
+        for snap in snaps:
+            name = snap["name"]
+            up.add_metric([name], 1.0 if snap["state"] == "up" else 0.0)
+            reconnects.add_metric([name], snap.get("reconnects", 0))
+            if snap.get("last_frame_age_s") is not None:
+                age.add_metric([name], snap["last_frame_age_s"])
+            for reason in CAMERA_ERRORS:
+                errors.add_metric([name, reason], snap.get("errors", {}).get(reason, 0))
+            streams = [("sub" if "main" in snap else "main", snap)]
+            if "main" in snap:
+                streams.append(("main", snap["main"]))
+                main_opens.add_metric([name], snap["main"]["opens"])
+                main_fetches.add_metric([name], snap["main"]["fetches"])
+            for stream, health in streams:
+                decoded.add_metric([name, stream], health["frames"])
+                if health.get("width"):
+                    codec = "".join(c for c in str(health.get("codec", "")) if c.isalnum())[:8]
+                    info.add_metric([name, stream, codec, str(health["width"]), str(health["height"])], 1.0)
+        yield from (up, reconnects, decoded, errors, age, info, main_opens, main_fetches)
+
+
 class DaemonMetrics:
     """The metrics one daemon updates; ``registry`` is what the endpoint serves."""
 
@@ -70,6 +122,9 @@ class DaemonMetrics:
 
     def watch(self, pipeline_counts: Callable[[], dict[str, int]], outbox_depth: Callable[[], int]) -> None:
         self.registry.register(PipelineCollector(pipeline_counts, outbox_depth))
+
+    def watch_cameras(self, snapshots: Callable[[], list[dict[str, Any]]]) -> None:
+        self.registry.register(CameraCollector(snapshots))
 
 
 class MetricsServer:
