@@ -11,7 +11,12 @@ BIN := $(VENV)/bin
 QT_XCB_DEPS ?= libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 \
 	libxkbcommon-x11-0 libx11-xcb1 libegl1 libfontconfig1
-SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei $(QT_XCB_DEPS) Xvfb=xvfb xauth=xauth
+# The tests' IP camera (tests/rtsp_camera_server.py, run by the system Python) is GStreamer's RTSP
+# server: its Python bindings, x264 (ugly), x265 and the valve (bad), JPEG and RTP (good), decoders (libav).
+RTSP_CAMERA_DEPS ?= gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei $(QT_XCB_DEPS) $(RTSP_CAMERA_DEPS) \
+	Xvfb=xvfb xauth=xauth
 DEMO_OUT ?= demo-output
 # `mkdocs build --strict` writes the documentation site here (git ignores it).
 DOCS_SITE ?= site
