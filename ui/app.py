@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -67,7 +68,9 @@ def _log_unhandled(kind: type[BaseException], value: BaseException, tb: Tracebac
 
 
 def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None = None,
-            exit_after: int | None = None) -> int:
+            exit_after: int | None = None, started: Callable[[PadApp], object] | None = None) -> int:
+    """Show the window until it is closed (or SIGINT/SIGTERM, or ``exit_after`` screenshots);
+    ``started(pad)`` runs once the link is started (the demo's stand-in edge)."""
     if needs_offscreen():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
@@ -80,6 +83,8 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     pad.window.resize(*LANDSCAPE)
     pad.window.show()
     pad.start()
+    if started is not None:
+        started(pad)
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, systemd, the demo: a clean exit 0
         signal.signal(signum, lambda *_: qt_app.quit())
     ticker = QTimer()  # lets Python see the signals while Qt's loop runs

@@ -39,8 +39,7 @@ def qimage_rgb(path: Path) -> np.ndarray:
     width, height, stride = image.width(), image.height(), image.bytesPerLine()
     ptr = image.constBits()
     assert ptr is not None
-    ptr.setsize(stride * height)
-    rows = np.frombuffer(bytes(ptr), np.uint8).reshape(height, stride)
+    rows = np.frombuffer(ptr.asstring(stride * height), np.uint8).reshape(height, stride)
     return rows[:, :width * 3].reshape(height, width, 3)
 
 

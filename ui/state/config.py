@@ -107,5 +107,10 @@ def parse_pad_config(
         raise ConfigError(f"{source}: {format_validation_error(err)}") from err
 
 
+def read_pad_tables(path: Path) -> dict[str, Any]:
+    """pad.toml's tables, not yet checked (``branch-pad --demo`` replaces its ``[mqtt]``)."""
+    return _read_toml(path)
+
+
 def load_pad_config(path: Path) -> PadConfig:
     return parse_pad_config(_read_toml(path), str(path), path.parent)

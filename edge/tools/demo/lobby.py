@@ -146,7 +146,8 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
         pad = ConsolePad(connect(bus, Identity(cfg.branch_id, "pad-rm-lobby", "rm"), state, receiver,
                                  (BranchTopics(cfg.branch_id).arrivals,)), receiver, show)
         pad.start()
-        app = start_pad_app(bus, cfg.branch_id, state, pad_cards, len(expected)) if pad_cards else None
+        app = (start_pad_app(bus, cfg.branch_id, state, pad_cards, len(expected), show=show)
+               if pad_cards else None)
         edge = connect(bus, Identity(cfg.branch_id, "edge", "edge"), state)
         daemon = EdgeDaemon(lobby_config(cfg, out / "lobby.mp4", pace), engine, open_store, edge,
                             exit_when_sources_end=True, portraits=portraits)
@@ -155,24 +156,32 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
         while len(pad.received) < daemon.worker.arrivals and time.monotonic() < deadline:
             time.sleep(0.05)
         pad.stop()
+        if app is not None and app.interactive:
+            show("\nThe PAD window stays open (the broker with it): close it, or press Ctrl-C, to end "
+                 "the demo.")
+            app.wait_closed()
         cards = app.finish() if app is not None else []
     summary = summarise(pad.received, expected, time.monotonic() - started, show)
     if pace == "native":
         summary["time_to_notify_ms"] = time_to_notify(
             pad.received, people, daemon.cameras[0].health.first_frame_wall)
     summary["pad_card_screenshots"] = [str(c) for c in cards]
-    if pad_cards is not None:
+    if cards:
         show(f"PAD app saved {len(cards)} customer-card screenshots in {pad_cards}/")
     return summary
 
 
-def start_pad_app(bus: MqttConfig, branch_id: str, state: Path, cards: Path, count: int) -> PadProcess | None:
-    """The real PAD app beside the console PAD; None (with a note) if it cannot start."""
+def start_pad_app(bus: MqttConfig, branch_id: str, state: Path, cards: Path, count: int, *,
+                  show: Callable[[str], None] = print) -> PadProcess | None:
+    """The real PAD app beside the console PAD; None if it cannot start, after saying why
+    (its exit status and its own last log lines: a missing Qt platform library, say)."""
     app = PadProcess.start(bus, branch_id, state / "pad-app", cards, count=count)
     if app.wait_connected(CONNECT_TIMEOUT_S * 3):
         return app
+    reason = app.failure()
     app.finish(1)
-    print("note: the PAD app did not connect; continuing with the console PAD only")
+    show(f"{reason}\nThe demo goes on with the console PAD only. A window on a display needs Qt's "
+         f"system libraries: docs/operations/pad-display.md.")
     return None
 
 

@@ -11,21 +11,32 @@ imports ui: the two programs share only the MQTT contract.
         ... publish the arrivals as the edge ...
         cards = pad.finish()           # PNG paths, one per arrival
 
-The window opens on the display when there is one, offscreen otherwise.
+The window opens on the display when there is one, offscreen otherwise.  On a display
+it stays open after the arrivals (``interactive``): the demo waits for it to be closed
+(:meth:`PadProcess.wait_closed`), keeping its broker up meanwhile.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mqtt.config import MqttConfig
 
 CONNECTED_LINE = "connected to broker"
+LOG_TAIL = 12  # lines of the PAD's own log shown when it cannot start
+
+
+def has_display(env: dict[str, str]) -> bool:
+    """A window can be shown: a display is set and Qt is not told to draw offscreen."""
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")) and (
+        env.get("QT_QPA_PLATFORM", "") not in ("offscreen", "minimal"))
 
 
 def write_pad_config(bus: MqttConfig, branch_id: str, state: Path, device_id: str = "pad-rm-demo",
@@ -46,6 +57,7 @@ def write_pad_config(bus: MqttConfig, branch_id: str, state: Path, device_id: st
 class PadProcess:
     proc: subprocess.Popen[str]
     cards: Path
+    interactive: bool = False
     _connected: threading.Event = field(default_factory=threading.Event)
     log: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
@@ -53,14 +65,18 @@ class PadProcess:
     @classmethod
     def start(cls, bus: MqttConfig, branch_id: str, state: Path, cards: Path, *, count: int,
               language: str = "zh-CN") -> PadProcess:
+        """With a display the window stays open until closed; without one the PAD exits after
+        saving ``count`` cards."""
         config = write_pad_config(bus, branch_id, state, language=language)
-        args = [sys.executable, "-m", "ui.cli", "--config", str(config), "--screenshots", str(cards),
-                "--exit-after", str(count), "--log-level", "INFO"]
         env = dict(os.environ)
-        if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
-            env.setdefault("QT_QPA_PLATFORM", "offscreen")  # a window when there is a display
+        interactive = has_display(env)
+        args = [sys.executable, "-m", "ui.cli", "--config", str(config), "--screenshots", str(cards),
+                "--log-level", "INFO"]
+        if not interactive:
+            env["QT_QPA_PLATFORM"] = "offscreen"
+            args += ["--exit-after", str(count)]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        pad = cls(proc, cards)
+        pad = cls(proc, cards, interactive)
         pad._reader = threading.Thread(target=pad._read_log, name="pad-log", daemon=True)
         pad._reader.start()
         return pad
@@ -73,11 +89,41 @@ class PadProcess:
                 self._connected.set()
 
     def wait_connected(self, timeout: float = 20.0) -> bool:
-        return self._connected.wait(timeout)
+        """True once connected; False when it exits first or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not self._connected.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return self._connected.is_set()
+        return True
+
+    def failure(self) -> str:
+        """Why it did not start, from its exit status and the end of its own log."""
+        code = self.proc.poll()
+        if code is None:
+            status = "did not connect to the demo's broker"
+        elif code < 0:
+            status = f"was killed by signal {signal.Signals(-code).name}"
+        else:
+            status = f"exited with status {code}"
+        if self._reader is not None:
+            self._reader.join(2)
+        tail = [line for line in self.log if CONNECTED_LINE not in line][-LOG_TAIL:]
+        return "\n".join([f"the PAD app {status}", *(f"  | {line}" for line in tail)])
+
+    def wait_closed(self) -> None:
+        """Wait for the window to be closed; Ctrl-C closes it."""
+        try:
+            self.proc.wait()
+        except KeyboardInterrupt:
+            self.proc.terminate()
+            self.proc.wait(10)
 
     def finish(self, timeout: float = 30.0) -> list[Path]:
-        """Wait for the PAD to save every card and exit; the PNGs it wrote."""
+        """Wait for the PAD to save every card and exit (stop it when it stays open); the PNGs
+        it wrote."""
         try:
+            if self.interactive:
+                self.proc.terminate()
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
