@@ -16,7 +16,8 @@ QT_XCB_DEPS ?= libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb
 RTSP_CAMERA_DEPS ?= gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 SYSTEM_DEPS ?= mosquitto=mosquitto ffmpeg=ffmpeg fonts-wqy-microhei $(QT_XCB_DEPS) $(RTSP_CAMERA_DEPS) \
-	Xvfb=xvfb xauth=xauth
+	Xvfb=xvfb xauth=xauth \
+	postgresql
 DEMO_OUT ?= demo-output
 # `mkdocs build --strict` writes the documentation site here (git ignores it).
 DOCS_SITE ?= site

@@ -34,6 +34,7 @@ class TlsListener:
 
 
 def write_central_broker(out: Path, *, port: int, branches: list[str], hq_user: str = "hq-app",
+                         readers: tuple[str, ...] = ("hq-collector",),
                          bind: str = "127.0.0.1", broker_user: str | None = None,
                          iterations: int = passwd.ITERATIONS, persistence: bool = True,
                          tls: TlsListener | None = None,
@@ -44,14 +45,15 @@ def write_central_broker(out: Path, *, port: int, branches: list[str], hq_user: 
     bridge user (``central/passwd-entry``), used as is; other users get a new password."""
     private_dir(out)
     given = bridge_passwd_lines or {}
-    users = [hq_user] + [acl.bridge_user(b) for b in branches if b not in given]
+    users = [hq_user, *readers] + [acl.bridge_user(b) for b in branches if b not in given]
     passwords = {u: passwd.new_password() for u in users}
     lines = [passwd.hash_line(u, p, iterations) + "\n" for u, p in passwords.items()]
     lines += [line.strip() + "\n" for line in given.values()]
     (out / "passwd").write_text("".join(lines), encoding="utf-8")
     (out / "passwd").chmod(0o600)
     every = dict.fromkeys([*branches, *given])
-    entries = [acl.central_hq_acl(hq_user)] + [acl.central_acl_entry(b) for b in every]
+    entries = [acl.central_hq_acl(hq_user), *(acl.central_reader_acl(r) for r in readers)]
+    entries += [acl.central_acl_entry(b) for b in every]
     header = "# head office's central broker: one block per user\n\n"
     (out / "acl").write_text(header + "\n".join(entries), encoding="utf-8")
     (out / "acl").chmod(0o600)

@@ -7,6 +7,7 @@ on are one line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import re
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=float, help="stop after this many seconds")
     run.set_defaults(func=cmd_run)
 
+    for module in ("hq.collector", "hq.report"):  # psycopg and matplotlib load with them
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -483,13 +483,13 @@ class ShownCount:
 
 @dataclass(frozen=True, kw_only=True)
 class ArrivalCounts(Message):
-    """One hour of a branch's arrivals and recommendations shown, as counts only (no
-    customer, no face): the denominators of head office's conversion report.  Sent again
-    while the hour fills; the latest for (branch, hour) wins."""
+    """One day of a branch's arrivals (visits of enrolled customers) and recommendations
+    shown, as counts only (no customer, no face): the denominators of head office's conversion
+    report.  Sent again while the day fills; the latest for (branch, day) wins."""
 
     SCHEMA: ClassVar[str] = "arrival_counts"
 
-    hour: datetime
+    day: date
     arrivals: int
     shown: list[ShownCount] = field(default_factory=list, metadata=most(1000))
 

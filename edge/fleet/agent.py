@@ -10,7 +10,9 @@ store connection:
   acknowledged: applied, refused (why), or, when the last chunk came and pieces are missing,
   which ones (head office sends those again);
 - after every change, and at start, the branch's fleet state (retained) says which model
-  pack and gallery version it runs and the last erasure it applied.
+  pack and gallery version it runs and the last erasure it applied;
+- every ``[fleet] counts_interval_s``, today's and yesterday's arrival counts and the
+  purchase links not sent yet (:mod:`edge.fleet.reports`), for head office's data platform.
 
 Whatever one message raises is counted and logged once; the agent goes on with the next.
 """
@@ -20,17 +22,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from edge.commands.erase import outboxes_of
 from edge.config import EdgeConfig
+from edge.crm.records import CrmStore
 from edge.fleet.chunks import Assembler, ChunkError
 from edge.fleet.erasure import apply_erasure, last_erasure
 from edge.fleet.importer import RefusalError, applied_version_of, gallery_version, import_package
 from edge.fleet.keys import FleetKeys
+from edge.fleet.reports import CURSOR_KEY, daily_counts, purchase_links
 from edge.store.database import Store
 from edge.store.retention import known_outboxes
 from mqtt.client import BranchClient
@@ -72,7 +78,11 @@ class FleetAgent:
         try:
             with self.open_store() as store:
                 self._publish_state(store)
+                reported = float("-inf")
                 while not self._stop.is_set():
+                    if time.monotonic() - reported >= self.cfg.fleet.counts_interval_s:
+                        reported = time.monotonic()
+                        self.report(store)
                     try:
                         delivery = self.inbox.get(timeout=0.2)
                     except queue.Empty:
@@ -80,6 +90,34 @@ class FleetAgent:
                     self.handle(store, delivery)
         except Exception:  # the store cannot be opened: the daemon goes on without the agent
             log.exception("fleet agent stopped")
+
+    # --- counts and purchase links for head office's data platform ------------------------
+
+    def report(self, store: Store, today: date | None = None) -> None:
+        """Today's and yesterday's counts, and the purchase links not sent yet.  Never raises
+        (a CRM that cannot be read now is read at the next interval)."""
+        today = today or datetime.now().astimezone().date()
+        try:
+            with CrmStore.open(self.cfg.crm.path or self.cfg.store.path) as crm:
+                for day in (today - timedelta(days=1), today):
+                    self._publish(daily_counts(crm, self.cfg.branch_id, day))
+                self._send_purchase_links(store, crm)
+        except Exception as err:  # a locked or missing CRM costs this round only
+            self._count("report_errors")
+            log.warning("fleet: counts not reported this time: %s", type(err).__name__)
+
+    def _send_purchase_links(self, store: Store, crm: CrmStore) -> None:
+        mark = store.meta_value(CURSOR_KEY)
+        through = int(mark) if mark and mark.isdigit() else 0
+        while batch := purchase_links(crm, self.cfg.branch_id, through):
+            for rowid, link in batch:
+                if link is not None:
+                    self._publish(link)
+                    self._count("purchase_links")
+                else:
+                    self._count("purchase_links_unsendable")
+                through = rowid
+            store.set_meta_value(CURSOR_KEY, str(through))  # after the outbox holds them
 
     # --- one message ------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ Every device may write its own retained ``status/{id}`` (and its Last Will
 there) and read every device's status.  Beyond that:
 
 - edge: writes arrivals, retractions, auth/responses/+, auth/escalations, auth/scenarios
-  (retained), audit/heads; reads claims/+, outcomes/+, auth/requests/+, auth/decisions/+, notices.
+  (retained), audit/heads, fleet/{erasure_acks,gallery_acks,state,counts,purchases}; reads claims/+,
+  outcomes/+, auth/requests/+, auth/decisions/+, notices, fleet/{erasures,gallery}.
 - rm: writes claims/{self}, outcomes/{self}; reads arrivals, retractions, claims/+.
 - teller: writes auth/requests/{self}; reads auth/responses/{self}, auth/scenarios.
 - supervisor: writes auth/decisions/{self}; reads auth/escalations, auth/decisions/+,
@@ -92,5 +93,14 @@ def central_hq_acl(user: str, home: str = "hq") -> str:
     lines = [f"user {user}"]
     lines += [f"topic read {every_branch(w)}" for w in BRIDGE_WRITES]
     lines += [f"topic write {every_branch(r)}" for r in BRIDGE_READS]
+    lines.append(f"topic readwrite {BranchTopics(home).status(user)}")
+    return "\n".join(lines) + "\n"
+
+
+def central_reader_acl(user: str, home: str = "hq") -> str:
+    """A head-office reader (the outcome and fleet collector): what the bridges bring in, read
+    only, and its own status."""
+    lines = [f"user {user}"]
+    lines += [f"topic read {every_branch(w)}" for w in BRIDGE_WRITES]
     lines.append(f"topic readwrite {BranchTopics(home).status(user)}")
     return "\n".join(lines) + "\n"
