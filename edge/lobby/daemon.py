@@ -384,6 +384,8 @@ class EdgeDaemon:
                                      stop=self.stop_event, portraits=portraits, metrics=self.metrics)
         self.metrics.watch(self._pipeline_counts, lambda: len(client.outbox))
         self.metrics.watch_cameras(lambda: [c.snapshot() for c in self.cameras])
+        if client.receiver is not None:  # outcomes, authorization requests: rejections by reason
+            self.metrics.watch_receiver(client.receiver.stats)
         self.metrics_server: MetricsServer | None = None
         self.status_thread = threading.Thread(target=self._publish_status, name="status", daemon=True)
         self._started = False

@@ -103,6 +103,30 @@ class CameraCollector(Collector):
         yield from (up, reconnects, decoded, errors, age, info, main_opens, main_fetches)
 
 
+class ReceiverCollector(Collector):
+    """What became of the messages the edge received over MQTT (``mqtt.receiver.Receiver.stats``):
+    handled, duplicate, expired, dropped over a device's rate, and rejected by reason."""
+
+    OUTCOMES = ("accepted", "duplicates", "expired", "rate_limited")
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats()
+        received = CounterMetricFamily(f"{PREFIX}_mqtt_received", "MQTT messages received, by what became "
+                                       "of them", labels=["outcome"])
+        for key in self.OUTCOMES:
+            received.add_metric([key], stats.get(key, 0))
+        yield received
+        rejected = CounterMetricFamily(f"{PREFIX}_mqtt_rejected", "MQTT messages rejected (acknowledged "
+                                       "and dropped), by reason", labels=["reason"])
+        for key, value in sorted(stats.items()):
+            if key.startswith("rejected."):
+                rejected.add_metric([key.removeprefix("rejected.")], value)
+        yield rejected
+
+
 class DaemonMetrics:
     """The metrics one daemon updates; ``registry`` is what the endpoint serves."""
 
@@ -125,6 +149,9 @@ class DaemonMetrics:
 
     def watch_cameras(self, snapshots: Callable[[], list[dict[str, Any]]]) -> None:
         self.registry.register(CameraCollector(snapshots))
+
+    def watch_receiver(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(ReceiverCollector(stats))
 
 
 class MetricsServer:

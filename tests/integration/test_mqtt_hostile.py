@@ -15,10 +15,13 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import EdgeConfig
 from edge.crm.outcomes import record_visit
 from edge.crm.records import CrmStore
+from edge.lobby.daemon import EdgeDaemon
 from edge.lobby.inbound import edge_inbound
 from mqtt import codec
 from mqtt.client import BranchClient, Identity
@@ -79,13 +82,14 @@ def pad_of(provisioned_branch: ProvisionResult, tmp_path: Path) -> Iterator:  # 
             link.stop()
 
 
-def test_messages_that_killed_receivers_are_counted_and_the_next_one_is_handled(
-        provisioned_branch, mosquitto_broker, clients, pad_of, tmp_path):  # noqa: F811
+def test_messages_that_killed_receivers_are_counted_and_the_next_one_is_handled(  # noqa: PLR0917
+        provisioned_branch, mosquitto_broker, clients, pad_of, tmp_path, engine):  # noqa: F811
     """Scenario: deeply nested JSON (RecursionError), a date-time at the end of the calendar
     with an offset (OverflowError) and an integer of 5000 digits (ValueError) go to the edge
     (as outcomes) and to a PAD (as claims and arrivals); then a valid message to each.
     Expectation: every trigger is one rejection with its reason on each receiver, acknowledged
-    and dropped; the valid messages are handled (the outcome stored, the arrival shown)."""
+    and dropped, and the edge daemon's metrics count it; the valid messages are handled (the
+    outcome stored, the arrival shown)."""
     mosquitto_broker(provisioned_branch)
     mqtt = client_config(provisioned_branch, "edge-1", tmp_path / "edge")
     cfg = EdgeConfig.model_validate({"branch_id": "b1", "mqtt": mqtt.model_dump(mode="json")})
@@ -94,6 +98,7 @@ def test_messages_that_killed_receivers_are_counted_and_the_next_one_is_handled(
     inbound = edge_inbound(cfg, crm)
     edge = BranchClient(cfg.mqtt, Identity("b1", "edge-1", "edge"), receiver=inbound.receiver,
                         subscriptions=inbound.subscriptions)
+    metrics = EdgeDaemon(cfg, engine, lambda: None, edge).metrics  # type: ignore[arg-type,return-value]
     edge.start()
     try:
         assert edge.wait_connected(10)
@@ -116,6 +121,13 @@ def test_messages_that_killed_receivers_are_counted_and_the_next_one_is_handled(
 
         assert wait_until(stored, 10), inbound.receiver.stats()
         assert rejections(inbound.receiver.stats()) == {"too_deep": 1, "bad_value": 1, "too_long": 1}
+        exported = {(s.name, tuple(s.labels.values())): s.value
+                    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+                    for s in family.samples if s.name.startswith("branch_edge_mqtt_")}
+        by_reason = {labels[0]: value for (name, labels), value in exported.items()
+                     if name == "branch_edge_mqtt_rejected_total"}
+        assert by_reason == {"too_deep": 1, "bad_value": 1, "too_long": 1}
+        assert exported[("branch_edge_mqtt_received_total", ("accepted",))] == 1
         assert pad.receiver.queue.get(timeout=10).message == shown
         assert rejections(pad.receiver.stats()) == {"too_deep": 2, "bad_value": 2, "too_long": 2}
         assert edge.connected and pad.connected
