@@ -9,7 +9,7 @@ from typing import TextIO
 from mqtt.messages import Arrival, Claim, Message, Retraction, utc_now
 from ui.state.config import PadConfig
 from ui.state.feed import ArrivalFeed, ClaimBook
-from ui.state.i18n import Texts
+from ui.state.i18n import Texts, customer_title
 from ui.state.link import PadLink
 
 
@@ -19,7 +19,10 @@ def arrival_line(arrival: Arrival, feed: ArrivalFeed, texts: Texts) -> str:
     mine = f" [{texts('feed.mine')}]" if feed.is_mine(arrival) else ""
     first = arrival.recommendations[0].name if arrival.recommendations else "-"
     until = arrival.expires_at.astimezone().strftime("%H:%M")
-    return (f"{when}  + {c.display_name} ({c.tier}){mine}  {texts('card.rm')}: {arrival.assigned_rm or '-'}"
+    title, missing = customer_title(c, texts)
+    name = f"{title} [{missing}]" if missing else title
+    tier = f" ({c.tier})" if c.tier.strip() else ""
+    return (f"{when}  + {name}{tier}{mine}  {texts('card.rm')}: {arrival.assigned_rm or '-'}"
             f"  {texts('card.recommendations')}: {first}  → {until}")
 
 
@@ -40,7 +43,7 @@ class ConsoleFeed:
         elif isinstance(message, Claim):
             state = self.claims.apply(message)
             entry = self.feed.by_visit(message.visit_id)
-            name = entry.arrival.customer.display_name if entry else message.customer_id
+            name = customer_title(entry.arrival.customer, self.texts)[0] if entry else message.customer_id
             holder = state.holder
             text = self.texts("claim.free") if holder is None else self.texts("claim.other", rm=holder)
             self._print(f"{time.strftime('%H:%M:%S')}  = {name}: {text}")
@@ -52,7 +55,7 @@ class ConsoleFeed:
     def expire(self) -> None:
         for arrival in self.feed.expire(utc_now()):
             self.claims.forget(arrival.visit_id)
-            self._print(f"{time.strftime('%H:%M:%S')}  - {arrival.customer.display_name}")
+            self._print(f"{time.strftime('%H:%M:%S')}  - {customer_title(arrival.customer, self.texts)[0]}")
 
     def connection(self, online: bool) -> None:
         state = self.texts("conn.online" if online else "conn.offline")

@@ -8,14 +8,18 @@ not start (bad arguments, CSV, key, database or model pack).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from edge.config import load_config
 from edge.core.errors import StoreError
 from edge.core.safe_output import console_text
+from edge.crm.records import CrmStore
 from edge.enrol.enrolment import REASONS, EnrolReport, enrol_folder
 from edge.store.base import parse_time
 from edge.store.database import open_configured
@@ -36,6 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="folder mode: consent was given through this channel (e.g. paper-form)")
     parser.add_argument("--consent-time", type=_time_arg,
                         help="folder mode: when consent was given, ISO 8601 (default: now)")
+    parser.add_argument("--allow-unnamed", action="store_true",
+                        help="enrol customers that have no display name in the CSV, the store or the "
+                             "CRM (the tablet then shows their id, marked 'name missing')")
     parser.add_argument("--actor", help="who enrols, for the audit log (default: cli:<login>)")
     parser.add_argument("--key-file", type=Path, help="key file (default: from config/env)")
     parser.add_argument("--models", type=Path, help="folder with the ONNX files")
@@ -55,14 +62,36 @@ def _time_arg(text: str) -> datetime:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     engine = FaceEngine.from_config(cfg, models_dir=args.models)
-    with open_configured(cfg.store, args.db, args.key_file) as store:
+    crm_path = Path(cfg.crm.path or args.db or cfg.store.path)
+    with open_configured(cfg.store, args.db, args.key_file) as store, crm_names(crm_path) as names:
         report = enrol_folder(
             store, engine, cfg, args.photos, customers_csv=args.customers, review=args.review,
             progress=False if args.no_progress or args.json else None,
             consent_channel=args.consent_channel, consent_time=args.consent_time,
-            actor=args.actor or f"cli:{getpass.getuser()}", csv_encoding=args.encoding)
+            actor=args.actor or f"cli:{getpass.getuser()}", csv_encoding=args.encoding,
+            crm_names=names, allow_unnamed=args.allow_unnamed)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.all_accepted else 1
+
+
+@contextlib.contextmanager
+def crm_names(path: Path) -> Iterator[Callable[[str], str | None] | None]:
+    """Customer id -> the CRM's name, when the CRM tables were imported at ``path``."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            imported = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                    "AND name = 'crm_customers'").fetchone() is not None
+    except sqlite3.Error:
+        imported = False
+    if not imported:
+        yield None
+        return
+    with CrmStore.open(path, create=False) as crm:
+        def name(customer_id: str) -> str | None:
+            customer = crm.customer(customer_id)
+            return customer.name if customer is not None else None
+
+        yield name
 
 
 def format_report(report: EnrolReport) -> str:

@@ -21,8 +21,8 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,8 @@ Status = Literal["accepted", "rejected", "already_enrolled"]
 REASONS = {
     "invalid_customer_id": "the customer id is not a valid id",
     "no_consent": "no recorded consent for this customer",
+    "no_display_name": "no display name in the CSV, the store or the CRM (an RM could not tell who "
+                       "walked in); --allow-unnamed enrols the customer without one",
     "consent_withdrawn": "the customer's consent was withdrawn (erased) while the run was in progress",
     "consent_predates_withdrawal": "the given consent is older than the customer's withdrawal",
     "consent_in_future": "the given consent time is in the future",
@@ -152,16 +154,21 @@ def enrol_folder(store: Store, engine: FaceEngine, cfg: EdgeConfig, photos_dir: 
                  customers_csv: Path | None = None, review: Review | None = None,
                  progress: bool | None = None, consent_channel: str | None = None,
                  consent_time: datetime | None = None, actor: str = "enrol",
-                 csv_encoding: str | None = None) -> EnrolReport:
+                 csv_encoding: str | None = None, crm_names: Callable[[str], str | None] | None = None,
+                 allow_unnamed: bool = False) -> EnrolReport:
     """Enrol ``photos_dir`` (one folder per customer, or as mapped by ``customers_csv``).
 
-    ``progress=None`` shows a progress bar only when stderr is a terminal.
+    ``progress=None`` shows a progress bar only when stderr is a terminal.  A customer with
+    no display name (not in the CSV, not already in the store) takes the CRM's name
+    (``crm_names(customer_id)``), else is refused (``no_display_name``) unless
+    ``allow_unnamed``: the tablet would otherwise show an arrival nobody can name.
     """
     if customers_csv is not None:
         customers, ignored = customers_from_csv(photos_dir, customers_csv, csv_encoding), list[str]()
     else:
         customers, ignored = customers_from_folders(photos_dir, consent_channel, consent_time)
-    enroller = Enroller(store, engine, cfg, review or cfg.enrol.review, actor)
+    enroller = Enroller(store, engine, cfg, review or cfg.enrol.review, actor, crm_names=crm_names,
+                        allow_unnamed=allow_unnamed)
     report = enroller.run(customers, sys.stderr.isatty() if progress is None else progress)
     report.ignored = ignored
     return report
@@ -169,7 +176,8 @@ def enrol_folder(store: Store, engine: FaceEngine, cfg: EdgeConfig, photos_dir: 
 
 class Enroller:
     def __init__(self, store: Store, engine: FaceEngine, cfg: EdgeConfig, review: Review,
-                 actor: str) -> None:
+                 actor: str, *, crm_names: Callable[[str], str | None] | None = None,
+                 allow_unnamed: bool = False) -> None:
         self.store, self.engine, self.cfg, self.review, self.actor = store, engine, cfg, review, actor
         self.pack = engine.pack_id
         self.liveness_required = cfg.enrol.require_liveness and review != "off"
@@ -178,13 +186,16 @@ class Enroller:
                 f"enrol.require_liveness is set but model pack {self.pack!r} has no liveness model"
             )
         self._seen: dict[str, PhotoItem] = {}  # photo sha256 → first item, within this run
+        self.crm_names, self.allow_unnamed = crm_names, allow_unnamed
 
     def run(self, customers: Sequence[CustomerItem], progress: bool) -> EnrolReport:
         started = time.perf_counter()
         report = EnrolReport(self.pack, self.review)
         admitted = []
-        for customer in customers:
-            refusal = self._admit(customer)
+        for given in customers:
+            customer, refusal = given, self._admit(given)
+            if refusal is None:
+                customer, refusal = self._named(given)
             if refusal is None:
                 admitted.append(customer)
                 continue
@@ -221,6 +232,22 @@ class Enroller:
             return ("no_consent", f"customer {cid} has no recorded consent: give consent_channel "
                     "and consent_time in the CSV, or --consent-channel for folders")
         return None
+
+    def _named(self, customer: CustomerItem) -> tuple[CustomerItem, tuple[str, str] | None]:
+        """The customer with a display name (the CSV's, the store's or the CRM's), or why not."""
+        cid = customer.customer_id
+        if (customer.display_name or "").strip():
+            return customer, None
+        stored = self.store.get_customer(cid)
+        if stored is not None and stored.display_name.strip():
+            return customer, None
+        from_crm = (self.crm_names(cid) or "").strip() if self.crm_names is not None else ""
+        if from_crm:
+            return replace(customer, display_name=from_crm), None
+        if self.allow_unnamed:
+            return customer, None
+        return customer, ("no_display_name", f"customer {cid} has no display name: give display_name in "
+                          "the CSV, import the CRM first, or pass --allow-unnamed")
 
     def _analyse_all(self, customers: Sequence[CustomerItem], report: EnrolReport,
                      progress: bool) -> list[Candidate]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mqtt.messages import CustomerCard
+
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 
@@ -30,6 +32,7 @@ _TABLE: dict[str, dict[str, str]] = {
     "card.enrolled": {"zh-CN": "登记照片", "en": "Enrolled photo"},
     "card.enrolled_missing": {"zh-CN": "登记照片\n未下发", "en": "Enrolled photo\nnot sent"},
     "card.no_live": {"zh-CN": "无抓拍", "en": "No live image"},
+    "card.name_missing": {"zh-CN": "未登记姓名", "en": "Name missing"},
     "card.tier": {"zh-CN": "客户等级", "en": "Tier"},
     "card.rm": {"zh-CN": "客户经理", "en": "RM"},
     "card.camera": {"zh-CN": "摄像头", "en": "Camera"},
@@ -103,3 +106,12 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return key in _TABLE
+
+
+def customer_title(customer: CustomerCard, texts: Texts) -> tuple[str, str | None]:
+    """How to name the customer: (the display name, None), or, when the edge has no name for
+    them (enrolled with --allow-unnamed), (their customer id, the "name missing" marker)."""
+    name = customer.display_name.strip()
+    if name:
+        return name, None
+    return customer.customer_id, texts("card.name_missing")

@@ -19,8 +19,14 @@ from PyQt6.QtWidgets import (
 
 from mqtt.messages import Arrival, Portrait, Recommendation
 from ui.state.feed import ClaimState
-from ui.state.i18n import Texts
-from ui.widgets.common import clear_layout, jpeg_pixmap, label, photo_with_caption, placeholder_pixmap
+from ui.state.i18n import Texts, customer_title
+from ui.widgets.common import (
+    clear_layout,
+    jpeg_pixmap,
+    label,
+    photo_with_caption,
+    placeholder_pixmap,
+)
 from ui.widgets.screen import Metrics
 
 
@@ -85,9 +91,12 @@ class CustomerCardView(QScrollArea):
         enrolled = placeholder_pixmap(side, t("card.enrolled_missing"))
         row.addWidget(photo_with_caption(enrolled, t("card.enrolled")))
         facts = QVBoxLayout()
-        facts.addWidget(label(arrival.customer.display_name, "title"))
         c = arrival.customer
-        lines = [f"{t('card.tier')}: {c.tier}", f"{t('card.rm')}: {arrival.assigned_rm or '-'}"]
+        title, missing = customer_title(c, t)
+        facts.addWidget(label(title, "title"))
+        if missing:
+            facts.addWidget(label(f"⚠ {missing}", "claim_other"))
+        lines = [f"{t('card.tier')}: {c.tier or '-'}", f"{t('card.rm')}: {arrival.assigned_rm or '-'}"]
         if c.masked_id_number:
             lines.append(f"{t('card.id_number')}: {c.masked_id_number}")
         if c.masked_account:

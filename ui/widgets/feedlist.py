@@ -8,7 +8,7 @@ from PyQt6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 from mqtt.messages import Arrival
 from ui.state.feed import ArrivalFeed, ClaimBook
-from ui.state.i18n import Texts
+from ui.state.i18n import Texts, customer_title
 from ui.widgets.common import jpeg_pixmap, placeholder_pixmap
 from ui.widgets.screen import Metrics
 
@@ -52,9 +52,11 @@ class FeedList(QListWidget):
 
     @staticmethod
     def _row_text(feed: ArrivalFeed, claims: ClaimBook, texts: Texts, arrival: Arrival) -> str:
-        first = f"{arrival.customer.display_name}  ·  {arrival.customer.tier}"
+        title, missing = customer_title(arrival.customer, texts)
+        parts = [f"{title}  ⚠ {missing}" if missing else title, arrival.customer.tier.strip()]
         if feed.is_mine(arrival):
-            first += f"  ·  {texts('feed.mine')}"
+            parts.append(texts("feed.mine"))
+        first = "  ·  ".join(part for part in parts if part)
         when = texts("feed.seen_at", time=arrival.seen_at.astimezone().strftime("%H:%M"))
         state = claims.state(arrival.visit_id)
         if state.free:
