@@ -36,9 +36,10 @@ class ConsoleFeed:
         self.out = out
         self.shown = 0
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message, replayed: bool = False) -> None:
+        """Print ``message``; ``replayed`` (from the journal at start) is not counted in ``shown``."""
         if isinstance(message, Arrival) and self.feed.add(message, utc_now()):
-            self.shown += 1
+            self.shown += 0 if replayed else 1
             self._print(arrival_line(message, self.feed, self.texts))
         elif isinstance(message, Claim):
             state = self.claims.apply(message)
@@ -80,7 +81,8 @@ def run_console(config: PadConfig, texts: Texts, out: TextIO, exit_after: int | 
                 online = link.connected
                 view.connection(online)
             try:
-                view.handle(link.receiver.queue.get(timeout=0.2).message)
+                message = link.receiver.queue.get(timeout=0.2).message
+                view.handle(message, replayed=message.id in link.replayed)
             except queue.Empty:
                 view.expire()
             if exit_after is not None and view.shown >= exit_after:

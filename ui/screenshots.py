@@ -32,7 +32,9 @@ def save_png(widget: QWidget, path: Path) -> Path:
 
 
 class CardShooter(QObject):
-    """Opens every new arrival's card and saves the whole window; quits after ``exit_after``."""
+    """Opens the card of every arrival received while it runs and saves the whole window;
+    quits after ``exit_after`` of them.  Arrivals replayed from the journal at start (received
+    before a restart) are shown in the feed but neither saved nor counted."""
 
     def __init__(self, pad: PadApp, folder: Path, exit_after: int | None = None) -> None:
         super().__init__(pad.window)
@@ -54,6 +56,8 @@ class CardShooter(QObject):
 
     @pyqtSlot(object)
     def on_page_arrival_shown(self, arrival: Arrival) -> None:
+        if arrival.id in self.pad.link.replayed:
+            return
         self._waiting.append(arrival)
         if self._busy:  # re-entered from save_png's event processing: the loop below takes it
             return

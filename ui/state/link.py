@@ -76,6 +76,7 @@ class PadLink:
         self._handler = handler or self.receiver.queue.put
         identity = Identity(config.branch_id, config.device_id, config.role, _version())
         self.client = BranchClient(cfg, identity, receiver=self.receiver, subscriptions=subscriptions(config))
+        self.replayed: set[str] = set()  # ids of the messages shown again from the journal at start
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pad-publish")
 
     def _on_delivery(self, delivery: Delivery) -> None:
@@ -92,8 +93,10 @@ class PadLink:
         self._handler(delivery)
 
     def start(self) -> None:
-        """Show what was received before a restart, then connect."""
+        """Show what was received before a restart (``replayed`` keeps their ids: not counted
+        as new by ``--exit-after``), then connect."""
         for delivery in self.journal.replay():
+            self.replayed.add(delivery.message.id)
             self._handler(delivery)
         self.client.start()
 
