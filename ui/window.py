@@ -14,7 +14,7 @@ class PadWindow(QMainWindow):
     def __init__(self, context: PageContext) -> None:
         super().__init__()
         self.context = context
-        self.header = Header(context.texts, context.config.role)
+        self.header = Header(context.texts, context.config.role, context.config.effective_rm_id)
         self.page = create_page(context)
         body = QWidget()
         layout = QVBoxLayout(body)

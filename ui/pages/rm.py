@@ -16,6 +16,7 @@ from ui.widgets.common import label
 from ui.widgets.feedlist import FeedList
 from ui.widgets.outcome import OutcomePanel
 
+MIN_FEED_TOUCH = 6  # the feed is at least this many touch targets wide
 
 class RmPage(QWidget):
     """Signals:
@@ -42,6 +43,7 @@ class RmPage(QWidget):
         self.status = label("")
         self.right = QStackedWidget()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self._fitted: tuple[bool, int, int] | None = None
         self.expiry = QTimer(self)
         self.expiry.setInterval(int(context.config.expiry_check_s * 1000))
         self._lay_out()
@@ -88,6 +90,7 @@ class RmPage(QWidget):
         state = self.claims.state(arrival.visit_id) if arrival else self.claims.state("")
         self.card.show_arrival(arrival, state)
         self.badge_changed.emit(self.feed.unseen)
+        self.fit_feed()
 
     def retranslate(self, texts: Texts) -> None:
         self.card.texts = texts
@@ -103,10 +106,25 @@ class RmPage(QWidget):
         wanted = Qt.Orientation.Vertical if portrait else Qt.Orientation.Horizontal
         if self.splitter.orientation() != wanted:
             self.splitter.setOrientation(wanted)
-            length = self.height() if portrait else self.width()
-            self.splitter.setSizes([length * 2 // 5, length * 3 // 5] if not portrait else
-                                   [length // 3, length * 2 // 3])
         super().resizeEvent(event)
+        self.fit_feed()
+
+    def fit_feed(self) -> None:
+        """The feed no wider (taller, in portrait) than its rows need, at most 2/5 of the width
+        (1/3 of the height); the card gets the rest.  Set again only when what the feed needs or
+        the room changes, so a width the RM dragged stays until then."""
+        landscape = self.splitter.orientation() == Qt.Orientation.Horizontal
+        room = self.width() if landscape else self.height()
+        if room <= 0:
+            return
+        if landscape:
+            need = max(self.feed_list.needed_width(), MIN_FEED_TOUCH * self.context.metrics.touch_px)
+            size = min(need, room * 2 // 5)
+        else:
+            size = min(self.feed_list.needed_height(), room // 3)
+        if (landscape, room, size) != self._fitted:
+            self._fitted = (landscape, room, size)
+            self.splitter.setSizes([size, room - size])
 
     # --- slots ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ rejects it at the same moment, so a late decision would be ignored anyway.
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
@@ -22,7 +23,7 @@ from mqtt.messages import AuthDecision, AuthEscalation, Message
 from ui.pages.auth_words import ScenarioCatalogue, reason_lines, score_lines
 from ui.pages.base import PageContext
 from ui.state.i18n import Texts
-from ui.widgets.common import jpeg_pixmap, label, placeholder_pixmap
+from ui.widgets.common import jpeg_pixmap, label, placeholder_pixmap, portrait_direction
 
 EXPIRY_CHECK_MS = 1000
 
@@ -132,9 +133,9 @@ class SupervisorPage(QWidget):
         right.addWidget(self.reason)
         right.addLayout(buttons)
         right.addWidget(self.status)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.list, 2)
-        layout.addLayout(right, 3)
+        self.main = QHBoxLayout(self)
+        self.main.addWidget(self.list, 2)
+        self.main.addLayout(right, 3)
 
     def _connect(self) -> None:
         self.context.bridge.message_received.connect(self.on_message)
@@ -149,6 +150,11 @@ class SupervisorPage(QWidget):
         self.approve.setText(texts("auth.approve"))
         self.reject.setText(texts("auth.reject"))
         self.refresh()
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 (Qt override)
+        """Side by side in landscape, the queue above the detail in portrait."""
+        self.main.setDirection(portrait_direction(self))
+        super().resizeEvent(event)
 
     @pyqtSlot(object)
     def on_message(self, message: Message) -> None:
@@ -180,7 +186,7 @@ class SupervisorPage(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for escalation in self.queue.items.values():
-            text = (f"{self.catalogue.title(escalation.scenario, self.texts.language)}  "
+            text = (f"{self.catalogue.title(escalation.scenario, self.texts.language)}\n"
                     f"{escalation.masked_card_number}")
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, escalation.request_id)

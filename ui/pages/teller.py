@@ -22,7 +22,7 @@ from datetime import timedelta
 import cv2
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal, pyqtSlot
-from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtGui import QImage, QPixmap, QResizeEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -43,7 +43,7 @@ from ui.pages.auth_words import ScenarioCatalogue, reason_lines, scenario_hint, 
 from ui.pages.base import PageContext
 from ui.state.config import CounterConfig
 from ui.state.i18n import Texts
-from ui.widgets.common import label, placeholder_pixmap
+from ui.widgets.common import label, placeholder_pixmap, portrait_direction
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,14 @@ class TellerPage(QWidget):
         right.addWidget(self.preview, 1)
         right.addWidget(self.capture_button)
         right.addWidget(self.captured_label)
-        layout = QHBoxLayout(self)
-        layout.addLayout(left, 3)
-        layout.addLayout(right, 2)
+        self.main = QHBoxLayout(self)
+        self.main.addLayout(left, 3)
+        self.main.addLayout(right, 2)
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 (Qt override)
+        """The form beside the camera in landscape, above it in portrait."""
+        self.main.setDirection(portrait_direction(self))
+        super().resizeEvent(event)
 
     def _connect(self) -> None:
         self.context.bridge.message_received.connect(self.on_message)

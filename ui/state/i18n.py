@@ -8,14 +8,17 @@ translation is visible, never a crash).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 from mqtt.messages import CustomerCard
 
 LANGUAGES = ("zh-CN", "en")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DEFAULT_LANGUAGE = "zh-CN"
 
 _TABLE: dict[str, dict[str, str]] = {
     "app.title": {"zh-CN": "网点助手", "en": "Branch PAD"},
+    "header.staff": {"zh-CN": "{role} {staff}", "en": "{role} {staff}"},
     "role.rm": {"zh-CN": "客户经理", "en": "Relationship manager"},
     "role.teller": {"zh-CN": "柜员", "en": "Teller"},
     "role.supervisor": {"zh-CN": "主管", "en": "Supervisor"},
@@ -27,7 +30,7 @@ _TABLE: dict[str, dict[str, str]] = {
     "feed.empty": {"zh-CN": "暂无到访客户", "en": "No arrivals yet"},
     "feed.mine": {"zh-CN": "我的客户", "en": "My customer"},
     "feed.seen_at": {"zh-CN": "{time} 到达", "en": "arrived {time}"},
-    "card.none": {"zh-CN": "请在左侧选择一位客户", "en": "Choose a customer from the list"},
+    "card.none": {"zh-CN": "请选择一位到访客户", "en": "Choose a customer from the list"},
     "card.live": {"zh-CN": "现场抓拍", "en": "Live"},
     "card.enrolled": {"zh-CN": "登记照片", "en": "Enrolled photo"},
     "card.enrolled_missing": {"zh-CN": "登记照片\n未下发", "en": "Enrolled photo\nnot sent"},
@@ -35,7 +38,17 @@ _TABLE: dict[str, dict[str, str]] = {
     "card.name_missing": {"zh-CN": "未登记姓名", "en": "Name missing"},
     "card.tier": {"zh-CN": "客户等级", "en": "Tier"},
     "card.rm": {"zh-CN": "客户经理", "en": "RM"},
-    "card.camera": {"zh-CN": "摄像头", "en": "Camera"},
+    "card.no_rm": {"zh-CN": "未分配", "en": "none assigned"},
+    "card.seen": {"zh-CN": "{time} 到达（{camera}）", "en": "arrived {time} ({camera})"},
+    "card.customer_id": {"zh-CN": "客户号", "en": "Customer id"},
+    "card.identity": {"zh-CN": "客户标识", "en": "Identifiers"},
+    "card.why_now": {"zh-CN": "此刻要点", "en": "Why now"},
+    "card.top_recommendation": {"zh-CN": "首选推荐", "en": "Top recommendation"},
+    "card.more_recommendations": {"zh-CN": "其他推荐", "en": "More recommendations"},
+    "card.more_points": {"zh-CN": "更多沟通要点", "en": "More talking points"},
+    "card.no_crm": {"zh-CN": "客户关系系统中没有该客户的资料", "en": "The CRM has no data on this customer"},
+    "card.list_sep": {"zh-CN": "，", "en": ", "},
+    "card.field": {"zh-CN": "{name}：{value}", "en": "{name}: {value}"},
     "card.id_number": {"zh-CN": "证件号", "en": "ID number"},
     "card.account": {"zh-CN": "账号", "en": "Account"},
     "card.portrait": {"zh-CN": "客户画像", "en": "Portrait"},
@@ -45,10 +58,8 @@ _TABLE: dict[str, dict[str, str]] = {
     "card.holdings": {"zh-CN": "持有产品", "en": "Holdings"},
     "card.preferences": {"zh-CN": "偏好", "en": "Preferences"},
     "card.interactions": {"zh-CN": "近期接触", "en": "Recent interactions"},
-    "card.life_events": {"zh-CN": "重要事项", "en": "Life events"},
+    "card.life_events": {"zh-CN": "重要日期", "en": "Important dates"},
     "card.recommendations": {"zh-CN": "推荐产品", "en": "Recommended products"},
-    "card.talking_points": {"zh-CN": "沟通要点", "en": "Talking points"},
-    "card.nothing": {"zh-CN": "无", "en": "None"},
     "claim.free": {"zh-CN": "尚未认领", "en": "Not claimed"},
     "claim.mine": {"zh-CN": "已由我认领", "en": "Claimed by me"},
     "claim.other": {"zh-CN": "已被 {rm} 认领", "en": "Claimed by {rm}"},
@@ -77,6 +88,11 @@ _TABLE: dict[str, dict[str, str]] = {
     "event.idle_balance": {"zh-CN": "闲置资金", "en": "Idle balance"},
     "event.assessment_expiring": {"zh-CN": "风评即将到期", "en": "Risk assessment expiring"},
     "event.assessment_expired": {"zh-CN": "风评已过期", "en": "Risk assessment expired"},
+    "event.other": {"zh-CN": "其他事项", "en": "Other"},
+    "channel.visit": {"zh-CN": "到访", "en": "Visit"},
+    "channel.call": {"zh-CN": "电话", "en": "Call"},
+    "channel.message": {"zh-CN": "消息", "en": "Message"},
+    "channel.event": {"zh-CN": "活动", "en": "Event"},
     "risk.expiring": {"zh-CN": "风险评估将于 {on} 到期，请提醒客户重新评估",
                       "en": "Risk assessment expires on {on}: ask the customer to renew it"},
     "risk.expired": {"zh-CN": "风险评估已过期（{on}），须先重新评估再推荐产品",
@@ -106,6 +122,15 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return key in _TABLE
+
+    def date(self, day: date, today: date | None = None) -> str:
+        """12月5日 / 5 Dec, with the year when it is not this year's."""
+        this_year = (today or date.today()).year
+        if self.language == "en":
+            text = f"{day.day} {MONTHS[day.month - 1]}"
+            return text if day.year == this_year else f"{text} {day.year}"
+        text = f"{day.month}月{day.day}日"
+        return text if day.year == this_year else f"{day.year}年{text}"
 
 
 def customer_title(customer: CustomerCard, texts: Texts) -> tuple[str, str | None]:

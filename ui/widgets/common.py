@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
-from PyQt6.QtWidgets import QLabel, QLayout, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QBoxLayout, QLabel, QLayout, QVBoxLayout, QWidget
 
 from edge.core.errors import ImageError
 from edge.core.image_header import check_header
@@ -26,6 +26,13 @@ def label(text: str, name: str | None = None, wrap: bool = True) -> QLabel:
     if name:
         widget.setObjectName(name)
     return widget
+
+
+def portrait_direction(widget: QWidget) -> QBoxLayout.Direction:
+    """Side by side on a landscape screen, one above the other on a portrait one."""
+    if widget.height() > widget.width():
+        return QBoxLayout.Direction.TopToBottom
+    return QBoxLayout.Direction.LeftToRight
 
 
 def clear_layout(layout: QLayout) -> None:

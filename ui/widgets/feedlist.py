@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import QSize, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtGui import QIcon
-from PyQt6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+from PyQt6.QtGui import QFontMetrics, QIcon
+from PyQt6.QtWidgets import QListWidget, QListWidgetItem, QStyle, QWidget
 
 from mqtt.messages import Arrival
 from ui.state.feed import ArrivalFeed, ClaimBook
@@ -66,6 +66,25 @@ class FeedList(QListWidget):
         else:
             claim = texts("claim.other", rm=state.holder)
         return f"{first}\n{when}  ·  {claim}"
+
+    def needed_width(self) -> int:
+        """The width that shows every row's lines whole (unseen rows are bold): the widest line,
+        the thumbnail, the paddings, the frame and room for a scroll bar."""
+        font = self.font()
+        font.setBold(True)
+        metrics = QFontMetrics(font)
+        lines = [line for i in range(self.count()) if (item := self.item(i)) is not None
+                 for line in item.text().splitlines()]
+        widest = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+        style = self.style()
+        scroll = style.pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) if style is not None else 16
+        return widest + self.iconSize().width() + 2 * self.frameWidth() + scroll + 3 * self._metrics.body_px
+
+    def needed_height(self, min_rows: int = 2) -> int:
+        """The height that shows every row (at least ``min_rows`` of them)."""
+        rows = max(self.count(), min_rows)
+        row = max(self._metrics.touch_px, self.iconSize().height()) + self._metrics.body_px * 2
+        return rows * row + 2 * self.frameWidth()
 
     def ids(self) -> list[str]:
         items = (self.item(i) for i in range(self.count()))

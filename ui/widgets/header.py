@@ -1,4 +1,5 @@
-"""The bar across the top: app and role, connection state in words and colour, badge, language."""
+"""The bar across the top: app, role and who is signed in, connection state in words and colour,
+badge, language."""
 
 from __future__ import annotations
 
@@ -23,20 +24,20 @@ class Header(QWidget):
 
     language_requested = pyqtSignal(str)
 
-    def __init__(self, texts: Texts, role: str, parent: QWidget | None = None) -> None:
+    def __init__(self, texts: Texts, role: str, staff: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.texts = texts
         self.role = role
+        self.staff = staff  # the staff member this device is bound to (roster), e.g. the RM
         self.online: bool | None = None
         self.badge_count = 0
-        self.title = label("", "title", wrap=False)
+        self.title = label("", "title")  # wraps on a narrow screen rather than widening the window
         self.connection = QLabel()
         self.badge = QLabel()
         self.badge.setObjectName("badge")
         self.language = QPushButton()
         layout = QHBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addStretch(1)
+        layout.addWidget(self.title, 1)  # all the room there is: wraps only when it must
         layout.addWidget(self.badge)
         layout.addWidget(self.connection)
         layout.addWidget(self.language)
@@ -45,7 +46,9 @@ class Header(QWidget):
 
     def retranslate(self, texts: Texts) -> None:
         self.texts = texts
-        self.title.setText(f"{texts('app.title')} · {texts(f'role.{self.role}')}")
+        role = texts(f"role.{self.role}")
+        who = texts("header.staff", role=role, staff=self.staff) if self.staff else role
+        self.title.setText(f"{texts('app.title')} · {who}")
         self.language.setText("English" if texts.language == "zh-CN" else "中文")
         self.on_badge_changed(self.badge_count)
         self._show_connection()

@@ -48,6 +48,7 @@ class OutcomePanel(QWidget):
             grid.addWidget(button, i // 3, i % 3)
         self.product_label = label("", "section")
         self.product = QComboBox()
+        self.product.setProperty("data", True)  # product names as the catalogue writes them
         self.follow_up = QCheckBox()
         self.follow_up_on = QDateEdit()
         self.follow_up_on.setCalendarPopup(True)
