@@ -127,6 +127,18 @@ class DemoCounter:
         self.simulator.close()
 
 
+def scenarios_message(branch_id: str, policies: Policies | None = None) -> AuthScenarios:
+    """The demo's counter scenarios as the edge publishes them (retained ``auth/scenarios``)."""
+    policies = policies or policies_from_dict(POLICIES)
+    return AuthScenarios(
+        branch_id=branch_id, policy_sha256="0" * 64, escalation_timeout_s=policies.escalation_timeout_s,
+        request_ttl_s=policies.request_ttl_s,
+        scenarios=[Scenario(name=p.name, title=p.title_zh, title_en=p.title_en, checks=sorted(p.checks),
+                            auto_approve=p.auto_approve, escalation=p.escalation,
+                            auto_approve_max_amount=p.auto_approve_max_amount)
+                   for p in policies.scenarios.values()])
+
+
 @dataclass
 class Replay:
     """When the stand-in edge sends what: for an RM, a new arrival every ``arrival_every_s``
@@ -156,6 +168,7 @@ class DemoEdge:
         self.policies: Policies = policies_from_dict(POLICIES)
         self.sent_arrivals = 0
         self.sent_escalations = 0
+        self.requests: list[AuthRequest] = []  # as they came over the broker
         self._stop = threading.Event()
         self._timers: list[threading.Timer] = []
         mqtt = parse_pad_config({"branch_id": BRANCH, "mqtt": demo_mqtt(port, EDGE, state)}).mqtt
@@ -180,14 +193,7 @@ class DemoEdge:
         self.client.stop(drain_s=0.5)
 
     def scenarios(self) -> AuthScenarios:
-        return AuthScenarios(
-            branch_id=BRANCH, policy_sha256="0" * 64,
-            escalation_timeout_s=self.policies.escalation_timeout_s,
-            request_ttl_s=self.policies.request_ttl_s,
-            scenarios=[Scenario(name=p.name, title=p.title_zh, title_en=p.title_en, checks=sorted(p.checks),
-                                auto_approve=p.auto_approve, escalation=p.escalation,
-                                auto_approve_max_amount=p.auto_approve_max_amount)
-                       for p in self.policies.scenarios.values()])
+        return scenarios_message(BRANCH, self.policies)
 
     def _run(self) -> None:
         while not self._stop.is_set() and not self._ready():
@@ -233,6 +239,7 @@ class DemoEdge:
         request = delivery.message
         if not isinstance(request, AuthRequest):
             return
+        self.requests.append(request)
         policy = self.policies.get(request.scenario)
         if policy is None:
             self._answer(request, "reject", ("unknown_scenario",))

@@ -134,8 +134,10 @@ class TellerPage(QWidget):
         self.scenario_hint = label("")
         self.customer = QLineEdit()
         self.amount = QLineEdit()
+        # Consent to face verification is its own (biometric data): unticked until the customer
+        # gives it; without it no live frame leaves the terminal (build_request).
         self.consent = QCheckBox()
-        self.consent.setChecked(True)
+        self.consent.setChecked(False)
         self.use_counter_camera = QCheckBox()
         self.reader_label = label("")
         self.card_panel = CardPanel(self.context)
@@ -349,6 +351,7 @@ class TellerPage(QWidget):
         if message.verdict != "escalate":
             self.pending_id = None
             self.captured = []
+            self.consent.setChecked(False)  # the next customer's consent is theirs to give
         self.result_shown.emit(message)
 
 

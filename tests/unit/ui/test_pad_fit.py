@@ -16,10 +16,9 @@ from datetime import date, timedelta
 import pytest
 from PyQt6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QListWidget, QWidget
 
-from edge.core.auth_policy import policies_from_dict
-from mqtt.messages import Arrival, AuthEscalation, AuthScenarios, Scenario, Score, utc_now
+from mqtt.messages import Arrival, AuthEscalation, AuthScenarios, Score, utc_now
 from ui.bridge import PadBridge
-from ui.demo import POLICIES
+from ui.demo import scenarios_message
 from ui.devices.idcard.reader import ReaderEvent
 from ui.devices.idcard.samples import sample_cards
 from ui.fit import clipped
@@ -71,13 +70,7 @@ def window(qtbot) -> Iterator[Callable[..., PadWindow]]:  # type: ignore[no-unty
 
 
 def scenarios() -> AuthScenarios:
-    policies = policies_from_dict(POLICIES)
-    return AuthScenarios(
-        branch_id="demo", policy_sha256="0" * 64, escalation_timeout_s=120, request_ttl_s=60,
-        scenarios=[Scenario(name=p.name, title=p.title_zh, title_en=p.title_en, checks=sorted(p.checks),
-                            auto_approve=p.auto_approve, escalation=p.escalation,
-                            auto_approve_max_amount=p.auto_approve_max_amount)
-                   for p in policies.scenarios.values()])
+    return scenarios_message("demo")
 
 
 def rm_scene(win: PadWindow) -> Arrival:
