@@ -8,8 +8,11 @@ Run with the *system* Python (GStreamer's RTSP server comes as Debian packages:
         --user admin --password secret --stream main=1920x1080 --stream sub=1280x720 --codec h264
 
 Each ``--stream NAME=WxH`` is served at ``rtsp://127.0.0.1:PORT/NAME``, encoded on the fly
-(x264 or x265) from the video's frames, looped for ever, paced at ``--fps``.  Clients pick
-TCP or UDP transport.  With ``--user``/``--password`` every request needs basic auth.
+(x264 or x265) from the video's frames, looped for ever, paced at ``--fps``; all streams
+show the same moment of the video, whenever a client opens them (a main stream and its
+substream).  Clients pick
+TCP or UDP transport.  With ``--user``/``--password`` every request needs basic auth
+(``--auth digest``: digest auth, as most cameras ask).
 
 Control, as a camera misbehaves:
 
@@ -36,9 +39,11 @@ from pathlib import Path
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
+SENSOR = "sensor"
 ENCODERS = {
     "h264": ("x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} "
              "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1"),
@@ -64,21 +69,31 @@ def extract_frames(video: Path, folder: Path, fps: float, seconds: float | None)
     return count
 
 
-def launch_line(frames: Path, fps: float, size: tuple[int, int], codec: str) -> str:
+def sensor_line(frames: Path, fps: float) -> str:
+    """The camera's sensor: the video's frames, looped, at ``fps`` on the clock, into a channel
+    every stream reads its newest frame from (so a main stream and its substream show the same
+    moment, whenever each was opened)."""
+    return (f"multifilesrc location={frames}/%05d.jpg index=0 loop=true "
+            f"caps=image/jpeg,framerate={round(fps * 1000)}/1000 ! jpegdec ! videoconvert "
+            f"! video/x-raw,format=I420 ! intervideosink channel={SENSOR} sync=true")
+
+
+def launch_line(fps: float, size: tuple[int, int], codec: str) -> str:
+    """One stream: the sensor's newest frame, scaled, encoded; the valve drops frames while
+    the camera "stalls"."""
     width, height = size
     kbps = max(256, width * height * 4 // 1000)  # ~4 bits per pixel-second / 1000
     gop = max(1, round(fps))  # a key frame every second, as cameras default to
-    # identity sync=true paces the source at the clock, so a stalled (dropping) valve
-    # does not spin the decoder; the valve drops frames while the camera "stalls".
-    return (f"( multifilesrc location={frames}/%05d.jpg index=0 loop=true "
-            f"caps=image/jpeg,framerate={round(fps * 1000)}/1000 ! jpegdec ! videoconvert "
-            f"! videoscale ! video/x-raw,format=I420,width={width},height={height} "
-            f"! identity sync=true ! valve name=stall drop=false ! "
-            + ENCODERS[codec].format(kbps=kbps, gop=gop) + " )")
+    return (f"( intervideosrc channel={SENSOR} timeout={10**18} "
+            f"! video/x-raw,framerate={round(fps * 1000)}/1000 ! videoconvert ! videoscale "
+            f"! video/x-raw,format=I420,width={width},height={height} "
+            f"! valve name=stall drop=false ! " + ENCODERS[codec].format(kbps=kbps, gop=gop) + " )")
 
 
 class Camera:
     def __init__(self, args: argparse.Namespace, frames: Path) -> None:
+        self.sensor = Gst.parse_launch(sensor_line(frames, args.fps))
+        self.sensor.set_state(Gst.State.PLAYING)
         self.stalled = False
         self.valves: list[Gst.Element] = []
         self.server = GstRtspServer.RTSPServer()
@@ -87,7 +102,7 @@ class Camera:
         mounts = self.server.get_mount_points()
         for name, size in args.stream:
             factory = GstRtspServer.RTSPMediaFactory()
-            factory.set_launch(launch_line(frames, args.fps, size, args.codec))
+            factory.set_launch(launch_line(args.fps, size, args.codec))
             factory.set_shared(True)
             factory.connect("media-configure", self._configured)
             if args.user:
@@ -99,7 +114,11 @@ class Camera:
             auth = GstRtspServer.RTSPAuth()
             token = GstRtspServer.RTSPToken()
             token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+            if args.auth == "digest":
+                auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+                auth.add_digest(args.user, args.password, token)
+            else:
+                auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
             self.server.set_auth(auth)
         self.server.connect("client-connected", lambda *_: emit("client"))
 
@@ -136,6 +155,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="use only the video's first seconds")
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
+    parser.add_argument("--auth", choices=("basic", "digest"), default="basic")
     args = parser.parse_args()
     args.stream = args.stream or [("lobby", (640, 360))]
     Gst.init(None)

@@ -38,8 +38,9 @@ class RtspCameraServer:
     """One camera: ``start()`` (again after ``kill()``: a reboot), ``stall()``, ``resume()``."""
 
     def __init__(self, video: Path, *, streams: dict[str, tuple[int, int]], user: str = "",
-                 password: str = "", codec: str = "h264", fps: float = 10.0) -> None:
+                 password: str = "", codec: str = "h264", fps: float = 10.0, auth: str = "basic") -> None:
         self.video, self.streams, self.user, self.password = video, dict(streams), user, password
+        self.auth = auth
         self.codec, self.fps = codec, fps
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
@@ -60,7 +61,7 @@ class RtspCameraServer:
                    "--codec", self.codec, "--fps", str(self.fps)]
         command += [a for name, (w, h) in self.streams.items() for a in ("--stream", f"{name}={w}x{h}")]
         if self.user:
-            command += ["--user", self.user, "--password", self.password]
+            command += ["--user", self.user, "--password", self.password, "--auth", self.auth]
         ready_before = self.count("ready")
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                      start_new_session=True)
