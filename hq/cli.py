@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=float, help="stop after this many seconds")
     run.set_defaults(func=cmd_run)
 
-    for module in ("hq.collector", "hq.report"):  # psycopg and matplotlib load with them
+    for module in ("hq.collector", "hq.report", "hq.bench"):  # psycopg and matplotlib load with them
         importlib.import_module(module).register(sub)
     return parser
 

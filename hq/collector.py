@@ -48,6 +48,7 @@ from mqtt.topics import every_branch, split_topic
 log = logging.getLogger(__name__)
 
 HOME = "hq"
+UNLIMITED = 1e12  # messages per second
 SUBSCRIPTIONS = ("outcomes/+", "status/+", "fleet/state", "fleet/counts", "fleet/purchases")
 
 SCHEMA = """
@@ -209,8 +210,10 @@ class Collector:
         self._stop = threading.Event()
         # De-duplication by event id happens in PostgreSQL: an in-memory seen-set only spares
         # the work (a persistent one could drop a message acknowledged-as-seen but not spooled).
+        # No per-device rate limit here: device ids repeat across branches (every branch has
+        # its rm-1), and what a receiver drops is lost; each branch's edge limits its devices.
         receiver = Receiver(SeenIds(":memory:"), handler=self._accept,
-                            max_payload_bytes=mqtt.max_payload_bytes)
+                            max_payload_bytes=mqtt.max_payload_bytes, rate_per_s=UNLIMITED, burst=2**31)
         self.client = BranchClient(mqtt, Identity(HOME, mqtt.device_id, "central"), receiver=receiver,
                                    subscriptions=tuple(every_branch(leaf) for leaf in SUBSCRIPTIONS))
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)

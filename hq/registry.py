@@ -97,6 +97,16 @@ class PackageRow:
 
 
 @dataclass(frozen=True)
+class ErasureAckRow:
+    erasure_id: str
+    branch_id: str
+    result: str
+    applied_at: str
+    templates_removed: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class ErasureTarget:
     erasure_id: str
     branch_id: str
@@ -310,16 +320,26 @@ class Registry:
         """Record a branch's acknowledgement; False when no such target (another branch's
         erasure, or an unknown id).  A ``failed`` result is kept as the error and the target
         stays open (sent again)."""
+        return self.erasures_acked([ErasureAckRow(erasure_id, branch_id, result, applied_at,
+                                                  templates_removed, error)])[0]
+
+    def erasures_acked(self, acks: list[ErasureAckRow]) -> list[bool]:
+        """Many acknowledgements in one transaction (one disk sync for a whole fleet's)."""
+        known = []
+        now = now_iso()
         with self.transaction() as c:
-            if result == "failed":
-                cur = c.execute("UPDATE erasure_targets SET error = ? WHERE erasure_id = ? AND branch_id = ?",
-                                (error[:300], erasure_id, branch_id))
-            else:
-                cur = c.execute(
-                    "UPDATE erasure_targets SET acked_at = COALESCE(acked_at, ?), applied_at = ?, "
-                    "result = ?, templates_removed = ?, error = '' WHERE erasure_id = ? AND branch_id = ?",
-                    (now_iso(), applied_at, result, templates_removed, erasure_id, branch_id))
-            return cur.rowcount == 1
+            for a in acks:
+                if a.result == "failed":
+                    cur = c.execute("UPDATE erasure_targets SET error = ? WHERE erasure_id = ? "
+                                    "AND branch_id = ?", (a.error[:300], a.erasure_id, a.branch_id))
+                else:
+                    cur = c.execute(
+                        "UPDATE erasure_targets SET acked_at = COALESCE(acked_at, ?), applied_at = ?, "
+                        "result = ?, templates_removed = ?, error = '' WHERE erasure_id = ? "
+                        "AND branch_id = ?",
+                        (now, a.applied_at, a.result, a.templates_removed, a.erasure_id, a.branch_id))
+                known.append(cur.rowcount == 1)
+        return known
 
     def erasure_report(self) -> list[dict[str, Any]]:
         out = []

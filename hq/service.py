@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hq.packages import chunks
-from hq.registry import Registry
+from hq.registry import ErasureAckRow, Registry
 from mqtt.client import BranchClient, Identity
 from mqtt.config import MqttConfig
 from mqtt.dedup import SeenIds
@@ -72,24 +72,38 @@ class HqService:
     # --- acknowledgements -------------------------------------------------------------------
 
     def take_acks(self, limit: int = 100_000) -> int:
+        """Record the acknowledgements waiting; erasure acknowledgements in one transaction."""
         receiver = self.client.receiver
         assert receiver is not None
-        taken = 0
-        while taken < limit and not receiver.queue.empty():
-            self.handle(receiver.queue.get_nowait())
-            taken += 1
-        return taken
+        deliveries: list[Delivery] = []
+        while len(deliveries) < limit and not receiver.queue.empty():
+            deliveries.append(receiver.queue.get_nowait())
+        erasure_acks = [d for d in deliveries if isinstance(d.message, ErasureAck)]
+        if erasure_acks:
+            self._record_erasure_acks(erasure_acks)
+        for delivery in deliveries:
+            if not isinstance(delivery.message, ErasureAck):
+                self.handle(delivery)
+        return len(deliveries)
+
+    def _record_erasure_acks(self, deliveries: list[Delivery]) -> None:
+        rows = []
+        for delivery in deliveries:
+            ack = delivery.message
+            assert isinstance(ack, ErasureAck)
+            branch, _ = split_topic(delivery.topic)  # the authenticated branch, not the payload's
+            rows.append(ErasureAckRow(ack.erasure_id, branch, ack.result, ack.applied_at.isoformat(),
+                                      ack.templates_removed, ack.error))
+        known = self.registry.erasures_acked(rows)
+        self.counts["erasure_acks"] += sum(known)
+        self.counts["unknown_erasure_acks"] += len(known) - sum(known)
 
     def handle(self, delivery: Delivery) -> None:
         message = delivery.message
         try:
             branch, _ = split_topic(delivery.topic)
             if isinstance(message, ErasureAck):
-                known = self.registry.erasure_acked(
-                    message.erasure_id, branch, result=message.result,
-                    applied_at=message.applied_at.isoformat(),
-                    templates_removed=message.templates_removed, error=message.error)
-                self.counts["erasure_acks" if known else "unknown_erasure_acks"] += 1
+                self._record_erasure_acks([delivery])
             elif isinstance(message, GalleryAck):
                 self._on_gallery_ack(branch, message)
             else:
