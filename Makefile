@@ -27,7 +27,7 @@ export NO_MKDOCS_2_WARNING := 1
 # The PAD window on a real display needs the xcb libraries too.
 DEMO_DEPS ?= fonts-wqy-microhei $(QT_XCB_DEPS)
 
-.PHONY: test demo setup lint typecheck docs clean
+.PHONY: test demo setup lint typecheck docs mutate clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -59,6 +59,13 @@ typecheck: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/docgen.py
 	$(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
+
+# Mutation testing, slow and so not part of `make test`: survival rates for edge/core, mqtt and the
+# wiring functions (a sample of the mutants; MUTATE_ARGS="--sample 1" runs all), and the named wiring
+# mutations, which must all be killed. Writes reports/mutation.json.
+mutate: $(VENV)/.installed
+	scripts/ensure-system-deps.sh mosquitto=mosquitto
+	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DOCS_SITE) .pytest_cache .mypy_cache .ruff_cache .grimp_cache \
