@@ -103,7 +103,9 @@ class Camera:
         for name, size in args.stream:
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(launch_line(args.fps, size, args.codec))
-            factory.set_shared(True)
+            # One pipeline per client, as a camera encodes per session: a client's teardown
+            # never races the next client's setup (a shared media answers 503 meanwhile).
+            factory.set_shared(False)
             factory.connect("media-configure", self._configured)
             if args.user:
                 role = ("user, media.factory.access=(boolean)true, "
@@ -127,6 +129,7 @@ class Camera:
         if valve is not None:
             valve.set_property("drop", self.stalled)
             self.valves.append(valve)
+            media.connect("unprepared", lambda *_: self.valves.remove(valve))
 
     def stall(self, stalled: bool) -> bool:
         self.stalled = stalled

@@ -1,6 +1,8 @@
 """``branch-edge doctor``: check what the daemon needs and say what to fix.
 
-Checks models (digests), each camera (opens and gives one frame), the broker
+Checks models (digests), each camera (for RTSP: reachable, credentials accepted, then
+codec, resolution and frame rate of the main stream and the substream, with what to
+change; URLs are shown with the password masked), the broker
 (TLS handshake and an MQTT CONNECT under a separate client id, so a running
 daemon is not disconnected and its retained status is untouched; with no
 ``[mqtt] host`` nothing is probed: that configuration means the demo's
@@ -25,9 +27,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edge.config import CameraConfig, EdgeConfig
+
+if TYPE_CHECKING:
+    from edge.lobby.capture import VideoSource
 
 MIN_FREE_BYTES = 1 << 30  # 1 GiB: the outbox, the WAL and logs must be able to grow
 MIN_YEAR = 2025
@@ -107,25 +112,138 @@ def check_models(cfg: EdgeConfig, models_dir: Path | None) -> Check:
     return Check("models", "ok", f"pack {pack.id}: {len(files)} files verified (sha256) in {root}")
 
 
+# Seconds of frames read from each stream to measure its frame rate.
+MEASURE_S = 1.5
+# Analysed above this many pixels without a substream, a camera costs more CPU than it needs.
+SUBSTREAM_ADVISED_PIXELS = 1280 * 720
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    codec: str
+    width: int
+    height: int
+    fps: float
+
+    def text(self) -> str:
+        return f"{self.codec or '?'} {self.width}x{self.height} @ {self.fps:.1f} fps"
+
+
 def check_camera(cam: CameraConfig) -> Check:
-    from edge.lobby.capture import open_source, usable_image
+    """Each stream of the camera: reachable, credentials accepted, codec, resolution, frame rate."""
+    from edge.lobby.rtsp import CredentialError, mask_url, redact
 
     name = f"camera {cam.name}"
-    started = time.monotonic()
-    source = open_source(cam)
+    streams = [("main", cam.source)] + ([("sub", cam.substream)] if cam.substream else [])
+    infos: dict[str, StreamInfo] = {}
+    for label, url in streams:
+        try:
+            failed, info = probe_stream(cam, url)
+        except CredentialError as err:
+            return Check(name, "fail", str(err), "create the password file (mode 0600) or set the variable "
+                         "named in the camera's password_file / password_env")
+        if failed is not None:
+            where = f"{label} stream {mask_url(url)}" if cam.substream else mask_url(url)
+            return Check(name, "fail", redact(f"{failed[0]} ({where})", cam), failed[1])
+        assert info is not None
+        infos[label] = info
+    detail = "; ".join(f"{label}: {info.text()}" for label, info in infos.items()) if cam.substream \
+        else infos["main"].text()
+    advice = camera_advice(cam, infos)
+    if advice:
+        return Check(name, "warn", redact(detail, cam), " ".join(advice))
+    return Check(name, "ok", redact(detail, cam))
+
+
+FIXES = {
+    "unauthorized": "check the camera's user name and password (its web page, Users); give the password "
+                    "with password_file or password_env; cameras lock an account out after repeated failures",
+    "not_found": "check the stream path for the camera's brand (docs/operations/cameras.md: RTSP URLs)",
+    "refused": "check the camera's address and RTSP port (554 unless changed), that RTSP is enabled, and "
+               "that the camera is powered",
+    "unreachable": "check the camera's IP address, power and cabling, and that this PC reaches it "
+                   "(ping; a firewall between them)",
+    "error": "check that the URL points at the camera's RTSP port",
+}
+
+
+def probe_stream(cam: CameraConfig, url: str) -> tuple[tuple[str, str] | None, StreamInfo | None]:
+    """((problem, fix), None) or (None, the stream's codec, resolution and measured frame rate)."""
+    from edge.lobby.capture import fourcc, open_source, source_kind, usable_image
+    from edge.lobby.rtsp import probe, stream_url
+
+    one = cam.model_copy(update={"source": url, "substream": None})
+    codecs: tuple[str, ...] = ()
+    if source_kind(url) == "rtsp" and not cam.rtsp_listen:
+        answer = probe(stream_url(cam, url), timeout=min(cam.open_timeout_s, 5.0))
+        if answer.state != "ok":
+            return (answer.detail, FIXES[answer.state]), None
+        codecs = answer.codecs
+    import cv2
+
+    source = open_source(one)
     try:
         if not source.isOpened():
-            return Check(name, "fail", f"cannot open {cam.source}",
-                         "check the path / rtsp URL (user, password, stream path) / USB index, "
-                         "and that the camera is powered and reachable from this PC")
+            return ("cannot open the stream" if codecs else "cannot open source",
+                    "check the path / rtsp URL (user, password, stream path) / USB index, that the camera "
+                    "is powered and reachable from this PC, and for RTSP the transport (rtsp_transport = "
+                    "\"tcp\" passes firewalls that block UDP)"), None
         ok, image = source.read()
+        if not ok or not usable_image(image):
+            return ("opened but gave no usable frame",
+                    "check the camera's codec (H.264 or H.265) and stream settings"), None
+        declared = source.get(cv2.CAP_PROP_FPS)
+        codec = fourcc(source.get(cv2.CAP_PROP_FOURCC)) or (codecs[0].lower() if codecs else "")
+        fps = measured_fps(source) if source_kind(url) == "rtsp" else declared
     finally:
         source.release()
-    if not ok or not usable_image(image):
-        return Check(name, "fail", f"{cam.source} opened but gave no usable frame",
-                     "check the camera's codec (H.264/H.265/MJPEG) and stream settings")
     height, width = image.shape[:2]
-    return Check(name, "ok", f"{width}x{height} frame in {time.monotonic() - started:.2f} s")
+    return None, StreamInfo(codec, width, height, fps if fps > 0 else declared)
+
+
+def measured_fps(source: VideoSource) -> float:
+    """Frames per second of the stream, from its frames' own timestamps over ``MEASURE_S``
+    (frames buffered while the stream opened arrive at once: their arrival says nothing)."""
+    import cv2
+
+    stamps = []
+    started = time.monotonic()
+    while time.monotonic() - started < MEASURE_S and len(stamps) < 120 and source.grab():
+        stamps.append(source.get(cv2.CAP_PROP_POS_MSEC))
+    span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) >= 2 else 0.0
+    return (len(stamps) - 1) / span if span > 0 else 0.0
+
+
+def camera_advice(cam: CameraConfig, infos: dict[str, StreamInfo]) -> list[str]:
+    """What to change on the camera or in its [[cameras]] section."""
+    analysed = infos.get("sub") or infos["main"]
+    advice = []
+    if analysed.fps and analysed.fps < cam.analyse_fps * 0.9:
+        advice.append(f"the {'substream' if 'sub' in infos else 'stream'} delivers {analysed.fps:.1f} fps, "
+                      f"fewer than analyse_fps = {cam.analyse_fps:g}: raise the camera's frame rate.")
+    if analysed.codec in ("hevc", "h265"):
+        advice.append("the analysed stream is H.265, which costs more CPU to decode than H.264: set the "
+                      "camera's (sub)stream to H.264 if this PC is short of CPU.")
+    if "sub" not in infos and analysed.width * analysed.height > SUBSTREAM_ADVISED_PIXELS \
+            and source_is_rtsp(cam):
+        advice.append(f"the {analysed.width}x{analysed.height} main stream is analysed: set the camera's "
+                      "substream to 1280x720 (or 640x360) and give it as substream; small faces are still "
+                      "cropped from the main stream.")
+    if "sub" in infos:
+        main, sub = infos["main"], infos["sub"]
+        if abs(main.width / main.height - sub.width / sub.height) > 0.05:
+            advice.append(f"the substream ({sub.width}x{sub.height}) and the main stream "
+                          f"({main.width}x{main.height}) differ in aspect ratio: give the substream the "
+                          "main stream's shape (e.g. 640x360 for 16:9).")
+        if sub.width * sub.height >= main.width * main.height:
+            advice.append("the substream is not smaller than the main stream: check which URL is which.")
+    return advice
+
+
+def source_is_rtsp(cam: CameraConfig) -> bool:
+    from edge.lobby.capture import source_kind
+
+    return source_kind(cam.source) == "rtsp"
 
 
 def check_broker(cfg: EdgeConfig, timeout: float = 5.0) -> Check:
