@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -180,11 +181,12 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout
 
 
-def export_tree(dest: Path, source: str) -> None:
-    """The committed tree (``head``) or the working tree's tracked and unignored files."""
+def export_tree(dest: Path, source: str, commit: str) -> None:
+    """The tree of ``commit`` (``head``: every copy of one run is of the same commit, however
+    the branch moves meanwhile) or the working tree's tracked and unignored files."""
     dest.mkdir(parents=True)
     if source == "head":
-        data = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=REPO, check=True,
+        data = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO, check=True,
                               capture_output=True).stdout
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")
@@ -195,6 +197,30 @@ def export_tree(dest: Path, source: str) -> None:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+
+
+def run_child(cmd: list[str], cwd: Path, env: dict[str, str], out: Any, timeout: float | None = None) -> int:
+    """Run ``cmd`` in its own process group; if this script is stopped (Ctrl-C, SIGTERM) or the
+    timeout passes, the whole group goes (pytest and the brokers its tests started)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        return proc.wait(timeout)
+    except BaseException:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(grace)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def test_env(pythonpath: Path) -> dict[str, str]:
@@ -303,15 +329,15 @@ def summarise(verdicts: Iterable[str], generated: int, fraction: float) -> dict[
 def run_scope(scope: Scope, work: Path, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     fraction = args.sample if args.sample is not None else scope.sample
     root = work / scope.name
-    export_tree(root, args.source)
+    export_tree(root, args.source, args.commit)
     with (root / "setup.cfg").open("a", encoding="utf-8") as cfg:
         cfg.write(mutmut_config(scope))
     env = test_env(root / "mutants")
     log_path = logs / f"mutmut-{scope.name}.log"
     started = time.monotonic()
     with log_path.open("w", encoding="utf-8") as out:
-        subprocess.run([str(PYTHON), "-c", GENERATE, str(args.jobs)], cwd=root, env=env, check=True,
-                       stdout=out, stderr=subprocess.STDOUT)
+        if run_child([str(PYTHON), "-c", GENERATE, str(args.jobs)], root, env, out) != 0:
+            raise RuntimeError(f"mutmut could not generate the mutants; see {log_path}")
     generated = {n: c for n, c in mutant_names(root).items()
                  if not scope.functions or any(fnmatch.fnmatchcase(n, g) for g in scope.functions)}
     chosen = sorted(n for n in generated if sampled(n, fraction))
@@ -320,9 +346,7 @@ def run_scope(scope: Scope, work: Path, args: argparse.Namespace, logs: Path) ->
     rc = 0
     if chosen:
         with log_path.open("a", encoding="utf-8") as out:
-            command = [str(MUTMUT), "run", "--max-children", str(args.jobs), *chosen]
-            rc = subprocess.run(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                check=False).returncode
+            rc = run_child([str(MUTMUT), "run", "--max-children", str(args.jobs), *chosen], root, env, out)
     codes = mutant_names(root)
     per_module: dict[str, list[str]] = defaultdict(list)
     generated_per_module: Counter[str] = Counter(module_of(n) for n in generated)
@@ -353,8 +377,7 @@ def pytest_run(root: Path, tests: Iterable[str], log_path: Path, timeout: float)
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
         try:
-            rc = subprocess.run(cmd, cwd=root, env=test_env(root), stdout=out, stderr=subprocess.STDOUT,
-                                timeout=timeout, check=False).returncode
+            rc = run_child(cmd, root, test_env(root), out, timeout)
         except subprocess.TimeoutExpired:
             return "timeout"
     return {0: "passed", 1: "failed"}.get(rc, f"error:{rc}")
@@ -377,7 +400,7 @@ def apply(root: Path, mutation: Wiring) -> str:
 
 def run_wiring(work: Path, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     root = work / "wiring-checks"
-    export_tree(root, args.source)
+    export_tree(root, args.source, args.commit)
     log_path = logs / "wiring.log"
     log_path.write_text("", encoding="utf-8")
     chosen = [w for w in WIRING if not args.only or w.name in args.only]
@@ -466,12 +489,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is not None and not 0 < args.sample <= 1:
         parser.error("--sample must be in (0, 1]")
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # so that the copies and child processes go too
+    args.commit = git("rev-parse", "HEAD").strip()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     logs = args.json.parent / "mutation-logs"
     logs.mkdir(exist_ok=True)
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": git("rev-parse", "HEAD").strip(), "source": args.source,
+        "commit": args.commit, "source": args.source,
+        "dirty_files": len(git("status", "--porcelain").splitlines()) if args.source == "worktree" else None,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count(), "load_at_start": [round(x, 2) for x in os.getloadavg()]},
         "mutmut_version": subprocess.run([str(PYTHON), "-c", "import importlib.metadata as m;"
@@ -503,4 +529,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as stop:
+        sys.exit(f"stopped ({stop or 'interrupted'}); the copies and their processes are gone")
