@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +23,19 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
-Role = Literal["detector", "recognizer", "liveness"]
-ROLES: tuple[Role, ...] = ("detector", "recognizer", "liveness")
+# A "verifier" is a second recognizer used only for the counter's 1:1 check: its cosine is
+# averaged with the recognizer's (the lobby's 1:N search uses the recognizer alone).
+Role = Literal["detector", "recognizer", "verifier", "liveness"]
+ROLES: tuple[Role, ...] = ("detector", "recognizer", "verifier", "liveness")
 Color = Literal["RGB", "BGR"]
 COLORS: tuple[Color, ...] = ("RGB", "BGR")
-KINDS = {"detector": ("scrfd", "yunet"), "recognizer": ("arcface",), "liveness": ("minifasnet",)}
+RECOGNIZER_KINDS = ("arcface", "sface")
+KINDS = {"detector": ("scrfd", "yunet"), "recognizer": RECOGNIZER_KINDS, "verifier": RECOGNIZER_KINDS,
+         "liveness": ("minifasnet",)}
+# May a bank use the weights commercially?  "yes": the licence permits it; "no": research
+# only; "review": unclear or needing legal review (the default for a file that does not say).
+CommercialUse = Literal["yes", "review", "no"]
+COMMERCIAL_USES: tuple[CommercialUse, ...] = ("yes", "review", "no")
 
 
 class ModelPackError(RuntimeError):
@@ -48,6 +57,7 @@ class ModelSpec:
     embedding_size: int = 0
     crop_scale: float = 0.0
     live_index: int = 1
+    commercial_use: CommercialUse = "review"
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,10 @@ class ModelPack:
     # Calibrated cosine threshold for this pack's recognizer, or None when the
     # pack has not been calibrated (the config must then set one).
     threshold: float | None = None
+    # The counter's 1:1 thresholds (card photo vs live frames, the fused score of
+    # edge.counter.matching) by false-accept rate ("1e-3" -> cosine), calibrated with
+    # `branch-edge evaluate --degrade card`; empty when the pack has not been calibrated.
+    counter_thresholds: dict[str, float] = field(default_factory=dict)
     manifest: Path = field(default=Path(), compare=False)
 
     def by_role(self, role: Role) -> list[ModelSpec]:
@@ -75,6 +89,11 @@ class ModelPack:
     @property
     def embedding_size(self) -> int:
         return self.one("recognizer").embedding_size
+
+    @property
+    def commercial_use(self) -> CommercialUse:
+        """The pack's verdict: the least permissive of its files' ("no" > "review" > "yes")."""
+        return max((m.commercial_use for m in self.models), key=COMMERCIAL_USES.index)
 
 
 @dataclass(frozen=True)
@@ -130,13 +149,22 @@ def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
     digest = str(raw.get("sha256", "")).lower()
     if digest and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
         raise ModelPackError(f"{where}: sha256 must be 64 hex digits or empty")
+    if kind == "sface" and not digest:
+        # Its graph is patched in memory at load (edge.vision.recognizer.SFaceRecognizer):
+        # only ever the bytes of the one file the manifest names by digest.
+        raise ModelPackError(f"{where}: an sface model needs its sha256 (its graph is patched at load)")
+    research_only = bool(raw.get("research_only", False))
+    commercial = str(raw.get("commercial_use", "no" if research_only else "review"))
+    if commercial not in COMMERCIAL_USES or (research_only and commercial != "no"):
+        raise ModelPackError(f"{where}: commercial_use must be one of {', '.join(COMMERCIAL_USES)} "
+                             f"(\"no\" for a research-only file), got {commercial!r}")
     spec = ModelSpec(
         role=role,
         kind=kind,
         file=str(_require(raw, "file", where)),
         sha256=digest,
         licence=str(_require(raw, "licence", where)),
-        research_only=bool(raw.get("research_only", False)),
+        research_only=research_only,
         input_size=(int(size[0]), int(size[1])),
         color=color,
         mean=_number(raw, "mean", 0.0, where),
@@ -144,9 +172,10 @@ def _parse_model(raw: dict[str, object], where: str) -> ModelSpec:
         embedding_size=_integer(raw, "embedding_size", 0, where),
         crop_scale=_number(raw, "crop_scale", 0.0, where),
         live_index=_integer(raw, "live_index", 1, where),
+        commercial_use=commercial,
     )
-    if role == "recognizer" and spec.embedding_size <= 0:
-        raise ModelPackError(f"{where}: a recognizer needs embedding_size > 0")
+    if role in ("recognizer", "verifier") and spec.embedding_size <= 0:
+        raise ModelPackError(f"{where}: a {role} needs embedding_size > 0")
     if role == "liveness" and spec.crop_scale <= 0:
         raise ModelPackError(f"{where}: a liveness model needs crop_scale > 0")
     return spec
@@ -165,6 +194,7 @@ def parse_pack(data: dict[str, object], manifest: Path) -> ModelPack:
         raise ModelPackError(f"{manifest}: [pack] threshold must be a cosine between -1.0 and 1.0")
     pack = ModelPack(
         threshold=threshold,
+        counter_thresholds=_counter_thresholds(head.get("counter_thresholds", {}), manifest),
         id=str(_require(head, "id", str(manifest))),
         name=str(head.get("name", "")),
         description=str(head.get("description", "")),
@@ -176,6 +206,24 @@ def parse_pack(data: dict[str, object], manifest: Path) -> ModelPack:
     pack.one("detector")
     pack.one("recognizer")
     return pack
+
+
+FAR_KEY = re.compile(r"[1-9]e-[1-9]")
+
+
+def _counter_thresholds(raw: object, manifest: Path) -> dict[str, float]:
+    """``counter_thresholds = { "1e-3" = 0.41, ... }``: a cosine per false-accept rate."""
+    where = f"{manifest}: [pack] counter_thresholds"
+    if not isinstance(raw, dict):
+        raise ModelPackError(f"{where} must be a table of rate = cosine")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if not FAR_KEY.fullmatch(key):
+            raise ModelPackError(f"{where}: key {key!r} must be a rate written like \"1e-3\"")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= value <= 1.0:
+            raise ModelPackError(f"{where}: {key} must be a cosine between -1.0 and 1.0, got {value!r}")
+        out[key] = float(value)
+    return out
 
 
 def load_pack(name_or_path: str) -> ModelPack:

@@ -1,4 +1,5 @@
-"""``branch-edge models verify``: digest, licence and status of every file of a pack."""
+"""``branch-edge models verify``: digest, licence and status of every file of a pack, and
+whether a bank may use the pack commercially (``models list`` says it for every pack)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ from edge.config import load_config
 from models.pack import (
     DigestPins,
     FileCheck,
+    ModelPack,
     available_packs,
     describe_failure,
     load_pack,
     resolve_models_dir,
     verify_pack,
 )
+
+# The pack's verdict from its files' licences (the least permissive file decides).
+COMMERCIAL_TEXT = {
+    "yes": "commercial use permitted by every file's licence",
+    "review": "commercial use needs legal review (a file's licence or training data is unclear)",
+    "no": "NOT for commercial use (a file is licensed for research only)",
+}
 
 STATUS_TEXT = {
     "ok": "ok",
@@ -51,18 +60,20 @@ def check_row(check: FileCheck) -> dict[str, object]:
         "expected_sha256": check.expected_sha256,
         "licence": check.spec.licence,
         "research_only": check.spec.research_only,
+        "commercial_use": check.spec.commercial_use,
         "problem": "" if check.ok else describe_failure(check),
     }
 
 
-def print_table(pack_id: str, root: Path, rows: list[dict[str, object]]) -> None:
-    print(f"pack {pack_id}  ({root})")
-    print(f"{'role':<11} {'file':<34} {'status':<31} {'sha256':<14} licence")
+def print_table(pack: ModelPack, root: Path, rows: list[dict[str, object]]) -> None:
+    print(f"pack {pack.id}  ({root})")
+    print(f"{'role':<11} {'file':<43} {'status':<31} {'sha256':<14} {'commercial':<11} licence")
     for r in rows:
         digest = str(r["sha256"])[:12] or "-"
         flag = " [RESEARCH ONLY]" if r["research_only"] else ""
-        print(f"{r['role']:<11} {r['file']:<34} {STATUS_TEXT[str(r['status'])]:<31} {digest:<14} "
-              f"{r['licence']}{flag}")
+        print(f"{r['role']:<11} {r['file']:<43} {STATUS_TEXT[str(r['status'])]:<31} {digest:<14} "
+              f"{r['commercial_use']!s:<11} {r['licence']}{flag}")
+    print(f"pack {pack.id}: {COMMERCIAL_TEXT[pack.commercial_use]}")
     for r in rows:
         if r["problem"]:
             print(f"  problem: {r['problem']}")
@@ -75,9 +86,10 @@ def run_verify(args: argparse.Namespace) -> int:
     rows = [check_row(c) for c in verify_pack(pack, root, DigestPins())]
     ok = all(r["ok"] for r in rows)
     if args.json:
-        print(json.dumps({"pack": pack.id, "models_dir": str(root), "ok": ok, "files": rows}, indent=2))
+        print(json.dumps({"pack": pack.id, "models_dir": str(root), "ok": ok,
+                          "commercial_use": pack.commercial_use, "files": rows}, indent=2))
     else:
-        print_table(pack.id, root, rows)
+        print_table(pack, root, rows)
         print("all files verified" if ok else "VERIFICATION FAILED")
     return 0 if ok else 1
 
@@ -85,9 +97,10 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     packs = [load_pack(p) for p in available_packs()]
     if args.json:
-        rows = [{"id": p.id, "name": p.name, "description": p.description} for p in packs]
+        rows = [{"id": p.id, "name": p.name, "description": p.description,
+                 "commercial_use": p.commercial_use} for p in packs]
         print(json.dumps(rows, indent=2))
         return 0
     for p in packs:
-        print(f"{p.id:<10} {p.name}\n{'':<10} {p.description}")
+        print(f"{p.id:<10} {p.name}\n{'':<10} {p.description}\n{'':<10} {COMMERCIAL_TEXT[p.commercial_use]}")
     return 0

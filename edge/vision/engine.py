@@ -14,7 +14,7 @@ from edge.core.errors import EngineError
 from edge.core.quality import FaceQuality, estimate_pose, interocular_distance
 from edge.vision.detector import DETECTORS, SCRFDDetector, YuNetDetector
 from edge.vision.liveness import LivenessEnsemble, MiniFASNet
-from edge.vision.recognizer import ArcFaceRecognizer, align_face
+from edge.vision.recognizer import RECOGNIZERS, ArcFaceRecognizer, align_face
 from edge.vision.types import Face, FaceObservation
 from models.pack import (
     DigestPins,
@@ -65,14 +65,19 @@ class FaceEngine:
         recognizer: ArcFaceRecognizer,
         liveness: LivenessEnsemble | None,
         cfg: EdgeConfig,
+        *,
+        verifiers: tuple[ArcFaceRecognizer, ...] = (),
     ) -> None:
         self.pack = pack
         self.detector = detector
         self.recognizer = recognizer
         self.live = liveness
         self.cfg = cfg
+        # Further recognizers for the counter's 1:1 check only (edge.counter.matching).
+        self.verifiers = verifiers
         detector.prepare(cfg.detection)
-        recognizer.prepare(cfg.recognition.batch_size)
+        for model in (recognizer, *verifiers):
+            model.prepare(cfg.recognition.batch_size)
 
     @classmethod
     def from_config(
@@ -84,14 +89,16 @@ class FaceEngine:
         det_spec, rec_spec = pack.one("detector"), pack.one("recognizer")
         try:
             detector = DETECTORS[det_spec.kind](root / det_spec.file, det_spec, cfg.runtime)
-            recognizer = ArcFaceRecognizer(root / rec_spec.file, rec_spec, cfg.runtime)
+            recognizer = RECOGNIZERS[rec_spec.kind](root / rec_spec.file, rec_spec, cfg.runtime)
+            verifiers = tuple(RECOGNIZERS[spec.kind](root / spec.file, spec, cfg.runtime)
+                              for spec in pack.by_role("verifier"))
             live_models = [MiniFASNet(root / s.file, s, cfg.runtime) for s in pack.by_role("liveness")]
         except ValueError as err:
             raise EngineError(f"model pack {pack.id!r} does not match its files: {err}") from err
         pin_new_digests(pack, checks, pins)
         liveness = LivenessEnsemble(live_models) if live_models else None
         log.info("face engine ready: pack %s from %s", pack.id, root)
-        return cls(pack, detector, recognizer, liveness, cfg)
+        return cls(pack, detector, recognizer, liveness, cfg, verifiers=verifiers)
 
     @property
     def pack_id(self) -> str:
@@ -128,6 +135,11 @@ class FaceEngine:
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
         return self.recognizer.embed(aligned)
+
+    @property
+    def recognizers(self) -> tuple[ArcFaceRecognizer, ...]:
+        """Every recognizer of the counter's 1:1 check: the lobby's first, then the verifiers."""
+        return (self.recognizer, *self.verifiers)
 
     def liveness(self, image: np.ndarray, face: Face) -> float:
         if self.live is None:

@@ -49,14 +49,16 @@ def session_options(runtime: RuntimeConfig) -> ort.SessionOptions:
     return opts
 
 
-def create_session(path: Path, runtime: RuntimeConfig) -> ort.InferenceSession:
+def create_session(path: Path, runtime: RuntimeConfig, model: bytes | None = None) -> ort.InferenceSession:
+    """A session for the file at ``path``, or for ``model`` (the serialized graph read from
+    ``path`` and changed in memory; ``path`` then only names it)."""
     providers = select_providers(runtime)
     options: list[dict[str, str]] = [{} for _ in providers]
     if providers[0] != "CPUExecutionProvider":
         options[0] = {"device_id": str(runtime.gpu_device_id)}
     try:
         session = ort.InferenceSession(
-            str(path), sess_options=session_options(runtime),
+            str(path) if model is None else model, sess_options=session_options(runtime),
             providers=providers, provider_options=options,
         )
     except Exception as err:  # ORT raises its own untyped errors for bad files
