@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 
 from edge.cli import main
 from edge.tools.demo.branch import plan_demo_branch
@@ -40,6 +42,21 @@ def test_demo_recognises_customers_and_ignores_strangers(data_dir, tmp_path, cap
     assert lobby["customers_recognised"] >= lobby["customers_in_video"] - 1
     assert printed.count("PAD <- arrival") == lobby["arrivals_received"]
     assert "AUM" in printed and "推荐" in printed, "arrivals carry the CRM portrait"
+    # No file the demo leaves names a real person: the photos it used are copies under opaque
+    # names, and the customers CSV, the lobby's CSV and truth, the store and the summary refer
+    # only to them (a real name beside an invented name and fortune is what must not happen).
+    people, probes = plan_demo_branch(data_dir / "faces")
+    used = {c.enrol_photos[0].parent.name for c in people} | {p.photo.parent.name for p in probes}
+    leaks = [(path.relative_to(out), name) for path in out.rglob("*")
+             if path.is_file() and path.suffix not in (".mp4", ".png", ".jpg")
+             for name in used if name.encode() in path.read_bytes()
+             or name.replace("_", " ").encode() in path.read_bytes()]
+    leaks += [(path.relative_to(out), "file name") for path in out.rglob("*")
+              if any(name in path.name for name in used)]
+    assert leaks == []
+    with (out / "demo-customers.csv").open(encoding="utf-8") as sheet:
+        photos = [row["photo"] for row in csv.DictReader(sheet)]
+    assert photos and all(re.fullmatch(r"C2026\d{5}/p_\d{4}\.jpg", p) for p in photos), photos[:3]
     # The PAD app saved a customer card for each arrival it showed.
     cards = sorted((out / "pad-cards").glob("card-*.png"))
     assert len(cards) == lobby["arrivals_received"]

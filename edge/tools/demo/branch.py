@@ -1,9 +1,15 @@
 """The demo branch: enrol about 20 fictional customers from labelled photos,
 then identify probe photos (their other photos, and strangers).
 
-Names, customer numbers, tiers and RMs are invented and attached to photo
-folders only inside the demo's output folder; the printed table never shows a
-real person's name next to them, and no financial data is invented here.
+Names, customer numbers, tiers and RMs are invented.  The photos are of real people (LFW,
+labelled by the person's name), so nothing the demo leaves behind names them: the photos it
+uses are copied into its output folder under opaque names (``demo-photos/<customer id>/
+p_0001.jpg``; strangers ``visitor-NN``), and the customers CSV, the lobby's CSV and ground
+truth, the store and the summary refer only to those copies.  The printed table never shows a
+real person's name either, and no financial data is invented here.
+
+LFW carries no gender labels, so a name cannot be matched to the apparent gender of a
+photo; the invented given names are ones used for both women and men.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import csv
 import json
 import os
 import random
+import shutil
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -53,30 +60,33 @@ SURNAMES = [
     "马",
     "罗",
 ]
+# Given names used for both women and men (LFW has no gender labels to match a name to).
 GIVEN_NAMES = [
-    "伟",
-    "芳",
-    "敏",
-    "静",
-    "磊",
-    "洋",
-    "艳",
-    "勇",
-    "军",
-    "杰",
-    "娟",
-    "涛",
-    "明",
-    "超",
-    "秀英",
-    "华",
-    "建国",
-    "晓东",
-    "海燕",
-    "志强",
+    "子涵",
+    "一诺",
+    "安然",
+    "欣然",
+    "思源",
+    "晨曦",
+    "嘉禾",
+    "乐天",
+    "沐阳",
+    "清和",
+    "知秋",
+    "雨辰",
+    "晓阳",
+    "书宁",
+    "乐言",
+    "亦凡",
+    "以宁",
+    "雨泽",
+    "明澈",
+    "若谷",
 ]
 TIERS = ["私人银行", "财富管理", "贵宾"]
 RMS = ["RM-01", "RM-02", "RM-03"]
+VISITORS = 5  # customers who walk through the synthetic lobby
+PHOTO_NAME = "p_{:04d}{}"  # a copied photo's opaque name (the _NNNN suffix is what the lobby video reads)
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,32 @@ def plan_demo_branch(
     probes += [(_photos(d)[0], None) for d in others]
     rng.shuffle(probes)
     return people, [Probe(i + 1, photo, truth) for i, (photo, truth) in enumerate(probes)]
+
+
+def stage_customers(people: list[DemoCustomer], folder: Path, *, spare: bool = False) -> list[DemoCustomer]:
+    """Copies of the customers' enrol photos (and with ``spare`` the first probe photo, which
+    the lobby video shows) as ``folder/<customer id>/p_000N.jpg``, owner-only: no file name
+    carries the real person's name.  The customers as they refer to the copies."""
+    staged = []
+    for person in people:
+        shown = person.enrol_photos + (person.probe_photos[:1] if spare else ())
+        copies = tuple(_copy(photo, folder / person.customer_id / PHOTO_NAME.format(n, photo.suffix.lower()))
+                       for n, photo in enumerate(shown, 1))
+        staged.append(replace(person, enrol_photos=copies[:len(person.enrol_photos)], probe_photos=()))
+    return staged
+
+
+def stage_strangers(folders: list[Path], folder: Path) -> None:
+    """One photo of each stranger as ``folder/visitor-NN/p_0001.jpg``."""
+    for n, source in enumerate(folders, 1):
+        photo = _photos(source)[0]
+        _copy(photo, folder / f"visitor-{n:02d}" / PHOTO_NAME.format(1, photo.suffix.lower()))
+
+
+def _copy(photo: Path, target: Path) -> Path:
+    private_dir(target.parent)  # faces: owner only
+    write_private_bytes(target, photo.read_bytes())
+    return target
 
 
 def write_customers_csv(people: list[DemoCustomer], faces_dir: Path, path: Path) -> None:
@@ -270,11 +306,13 @@ def run_demo(
 ) -> dict[str, object]:
     private_dir(out)  # customer names, a key, face thumbnails: owner only
     people, probes = plan_demo_branch(faces_dir)
+    photos = out / "demo-photos"
+    shutil.rmtree(photos, ignore_errors=True)  # a previous run's copies
     csv_path = out / "demo-customers.csv"
-    write_customers_csv(people, faces_dir, csv_path)
+    write_customers_csv(stage_customers(people, photos), photos, csv_path)
     engine = FaceEngine.from_config(cfg, models_dir)
     with open_demo_store(out, cfg) as store:
-        report = enrol_folder(store, engine, cfg, faces_dir, customers_csv=csv_path, actor="demo")
+        report = enrol_folder(store, engine, cfg, photos, customers_csv=csv_path, actor="demo")
         ids, embeddings = store.load_templates(engine.pack_id, engine.embedding_size)
         gallery = make_gallery(engine.embedding_size, cfg.gallery.backend)
         gallery.add(ids, embeddings)
@@ -289,7 +327,8 @@ def run_demo(
         f"strangers falsely recognised "
         f"(threshold {cfg.recognition.threshold}, margin {cfg.recognition.margin})"
     )
-    summary["lobby"] = run_lobby(out, faces_dir, cfg, engine, people)
+    strangers = list(dict.fromkeys(p.photo.parent for p in probes if p.truth is None))
+    summary["lobby"] = run_lobby(out, faces_dir, cfg, engine, people, strangers=strangers)
     report_json = {"summary": summary, "results": [asdict(r) for r in results]}
     summary_json = json.dumps(report_json, indent=2, ensure_ascii=False)
     write_private_bytes(out / "demo-summary.json", summary_json.encode("utf-8"))
@@ -298,17 +337,24 @@ def run_demo(
 
 
 def run_lobby(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngine,
-              people: list[DemoCustomer]) -> dict[str, object]:
+              people: list[DemoCustomer], *, strangers: list[Path]) -> dict[str, object]:
     """The lobby leg: the daemon over a synthetic lobby video of the demo branch,
     arrivals with portraits from the fictional CRM, an RM PAD on the console and
-    the PAD app saving each customer card."""
+    the PAD app saving each customer card.  The video is made from copies under opaque
+    names: the customers who walk in and the strangers (not enrolled), nobody else."""
+    lobby_faces = out / "lobby" / "faces"
+    shutil.rmtree(lobby_faces, ignore_errors=True)
+    stage_customers(people[:VISITORS], lobby_faces, spare=True)
+    stage_strangers(strangers, lobby_faces)
+    shutil.rmtree(out / "pad-cards", ignore_errors=True)  # a previous run's cards
     # The fictional CRM (holdings, risk level, maturities) behind the portraits.
     load_demo_crm(out / "demo.db", people, date.today(), out / "crm")
     keys = load_key_ring(cfg.store, out / "demo-store.key")
     portraits = PortraitBuilder(CrmStore.open(out / "demo.db"), cfg.crm)
     try:
         return run_lobby_demo(
-            out / "lobby", faces_dir, cfg, engine, customers_csv=out / "demo-customers.csv",
+            out / "lobby", lobby_faces, cfg, engine, customers_csv=out / "demo-customers.csv",
+            visitors=VISITORS, strangers=min(3, len(strangers)),
             open_store=lambda: Store.open(out / "demo.db", keys, create=False),
             portraits=portraits, pad_cards=out / "pad-cards",
             background_video=default_background_video(faces_dir),

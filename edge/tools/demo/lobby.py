@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import queue
+import shutil
 import statistics
 import threading
 import time
@@ -139,7 +140,8 @@ def run_lobby_demo(out: Path, faces_dir: Path, cfg: EdgeConfig, engine: FaceEngi
     show(f"\nLobby: {len(expected)} customers and {len(people) - len(expected)} strangers walk in "
          f"({seconds:g} s synthetic video, {pace} pace); the daemon publishes, a PAD receives:")
     state = out / "mqtt-lobby"
-    state.mkdir(exist_ok=True)
+    shutil.rmtree(state, ignore_errors=True)  # a previous run's outboxes and PAD journal
+    state.mkdir()
     started = time.monotonic()
     with demo_broker(cfg.mqtt) as bus:
         receiver = Receiver(SeenIds(state / "pad-seen.db"))
