@@ -134,6 +134,28 @@ def rate_table(section: dict[str, Any], value: str, label: str) -> list[str]:
     return lines
 
 
+def counter_lines(counter: dict[str, Any]) -> list[str]:
+    """The counter's 1:1 step by step (card protocol): TAR at each FAR, "-" where unmeasurable."""
+    rates = list(counter["steps"][0]["tar_at_far"])
+    lines = [f"counter 1:1 step by step (TAR at FAR {', '.join(rates)}; recognizers: "
+             f"{', '.join(counter['recognizers'])}):"]
+    alone = [{**r, "step": f"{r['recognizer']} alone (the counter's recipe)"}
+             for r in counter["each_recognizer"]]
+    for row in counter["steps"] + alone:
+        cells = [percent(row["tar_at_far"][k]) if row["measurable"][k] else "-" for k in rates]
+        lines.append(f"  {' '.join(f'{c:>8}' for c in cells)}  {row['step']}")
+    lines.append("counter automation by policy class (genuine customers approved without a supervisor):")
+    for row in counter["automation"]:
+        far = f"FAR {row['far']:.5f} ({row['false_accepts']} of {row['impostor_pairs']} impostor pairs)"
+        lines.append(f"  {row['class']:<10} match at FAR {row['match_far']:g} "
+                     f"(>= {row['match_threshold']:.4f}): "
+                     f"automated {percent(row['automation_rate'])}, "
+                     f"face match {percent(row['face_match_pass'])}, "
+                     f"supervisor {percent(row['supervisor_band'])}, rejected {percent(row['rejected'])}; "
+                     f"{far}{'' if row['far_measurable'] else ' [not measurable]'}")
+    return lines
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     counts, ver, ide = report["counts"], report["verification"], report["identification"]
     who = f", {counts['identities']} identities" if counts["identities"] is not None else ""
@@ -147,6 +169,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"  at threshold {op['threshold']}: TAR {percent(op['tar'])} "
                  f"({op['genuine_accepts']} of {op['genuine_pairs']} genuine pairs), "
                  f"FAR {op['far']:.5f} ({op['false_accepts']} of {op['impostor_pairs']} impostor pairs)")
+    if report.get("counter"):
+        lines += counter_lines(report["counter"])
     if ide is not None:
         lines.append(f"open-set 1:N: gallery {ide['gallery_size']}, {ide['mated_probes']} mated / "
                      f"{ide['nonmated_probes']} non-mated probes, rank-1 {percent(ide['rank1'])}")

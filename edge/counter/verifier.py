@@ -17,6 +17,7 @@ from edge.core.auth_policy import (
     ScenarioPolicy,
 )
 from edge.core.errors import ImageError
+from edge.counter.matching import RECIPE, MatchRecipe, match
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import decode_image
@@ -57,25 +58,20 @@ def card_problem_codes(card: CardFields, today: dt.date) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class LiveMeasure:
     faces_found: int
-    usable: list[FaceObservation]
+    usable: list[FaceObservation]  # faces through the quality gate, not yet embedded
     liveness: list[float]
-
-    @property
-    def embedding(self) -> np.ndarray | None:
-        if not self.usable:
-            return None
-        mean = np.mean([o.embedding for o in self.usable if o.embedding is not None], axis=0)
-        return np.asarray(mean / max(float(np.linalg.norm(mean)), 1e-12))
 
 
 class Verifier:
     """Turns one request into :class:`Evidence` with the face engine and the store."""
 
     def __init__(self, engine: FaceEngine, store: Store,
-                 counter_frames: Callable[[], list[np.ndarray]] | None = None) -> None:
+                 counter_frames: Callable[[], list[np.ndarray]] | None = None,
+                 recipe: MatchRecipe = RECIPE) -> None:
         self.engine = engine
         self.store = store
         self.counter_frames = counter_frames
+        self.recipe = recipe
 
     def live_images(self, request: AuthRequest) -> list[np.ndarray]:
         """The live frames: from the teller terminal, or from the edge's counter camera
@@ -92,7 +88,7 @@ class Verifier:
     def live(self, request: AuthRequest, images: list[np.ndarray]) -> LiveMeasure:
         found, usable, scores = 0, [], []
         for image in images:
-            observations = self.engine.analyze(image, max_faces=1)
+            observations = self.engine.analyze(image, max_faces=1, embed=False)
             if not observations:
                 continue
             found += 1
@@ -104,18 +100,13 @@ class Verifier:
                 scores.append(self.engine.liveness(image, obs.face))
         return LiveMeasure(found, usable, scores)
 
-    def card_embedding(self, request: AuthRequest) -> np.ndarray | None:
-        if request.card_photo_jpeg_b64 is None:
-            return None
-        observations = self.engine.analyze(decode_jpeg(request.card_photo_jpeg_b64), max_faces=1)
-        return observations[0].embedding if observations else None
-
     def evidence(self, request: AuthRequest, policy: ScenarioPolicy) -> Evidence:
         images = self.live_images(request)
         live = self.live(request, images)
-        card = self.card_embedding(request)
-        probe = live.embedding
-        score = float(card @ probe) if card is not None and probe is not None else None
+        card = None if request.card_photo_jpeg_b64 is None else decode_jpeg(request.card_photo_jpeg_b64)
+        # The card photo against the best usable live frames, every recognizer of the pack
+        # (edge.counter.matching; the thresholds were calibrated on this very score).
+        result = match(self.engine, card, live.usable, self.recipe)
         return Evidence(
             card_problems=card_problem_codes(request.card, dt.date.today()),
             holder=self.holder(request),
@@ -125,7 +116,7 @@ class Verifier:
             live_scores=tuple(live.liveness),
             live_quality_ok=bool(live.usable) or live.faces_found == 0,
             live_face_found=live.faces_found > 0,
-            card_face_found=card is not None,
-            match_score=score,
+            card_face_found=result.card_face_found,
+            match_score=result.score,
             amount=request.amount,
         )

@@ -10,6 +10,8 @@ Protocols (README "Evaluation"):
 * An image without a usable face (no face found, unreadable file) is a
   failure to acquire: scored ``-inf``, so it is a miss when it should have
   matched and a correct rejection otherwise (see edge.core.accuracy).
+* With ``degrade``: the counter's 1:1, an ID-card-like copy of each photo against
+  simulated camera frames of the others (edge.tools.counter_eval).
 
 Each image is decoded, detected and embedded once per run.
 """
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from edge.config import RecognitionConfig
 from edge.core import accuracy as metrics
 from edge.core.errors import BranchEdgeError, ImageError
+from edge.tools import counter_eval
 from edge.vision.card_photo import CardLook, degrade_card
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
@@ -507,34 +510,35 @@ def header(engine: FaceEngine, kind: str, name: str, path: Path, opts: Options) 
     }
 
 
-def cross_scores(card: Acquisition, live: Acquisition, first: np.ndarray,
-                 second: np.ndarray) -> np.ndarray:
-    """Cosine of card photo ``first`` against live photo ``second``; ``-inf`` on failures."""
-    scores = np.einsum("ij,ij->i", card.embeddings[first].astype(np.float64),
-                       live.embeddings[second].astype(np.float64))
-    return np.where(card.ok[first] & live.ok[second], scores, -math.inf)
-
-
 def evaluate_card_faces(engine: FaceEngine, root: Path, opts: Options) -> Evaluation:
-    """1:1 card photo vs live photo: every ordered same-identity pair of different
-    images is genuine; the seeded impostor sample puts the card side first."""
+    """1:1 card photo vs live capture as the counter runs it (edge.tools.counter_eval): the
+    counter's own score in ``verification``, each step's effect in ``counter``."""
     if opts.degrade not in DEGRADERS:
         raise EvaluationError(f"unknown degradation {opts.degrade!r}; use one of {sorted(DEGRADERS)}")
     started = time.perf_counter()
     data = scan_faces(root)
-    live = Acquirer(engine, root).run(data.paths)
-    card = Acquirer(engine, root, DEGRADERS[opts.degrade]).run(data.paths)
-    first, second = genuine_pairs(data.labels)
-    genuine = cross_scores(card, live, np.concatenate((first, second)), np.concatenate((second, first)))
-    impostor = cross_scores(card, live, *impostor_pairs(data.labels, opts.impostors, opts.seed))
+    acq = counter_eval.CounterAcquirer(engine, root, DEGRADERS[opts.degrade],
+                                       grey_live=opts.degrade == "card-grey").run(data.paths)
+    pairs = counter_eval.counter_pairs(data.labels, opts.impostors, opts.seed)
+    main = counter_eval.counter_variant()
+    scores = counter_eval.variant_scores(acq, pairs, main)
+    genuine, impostor = scores[pairs.genuine], scores[~pairs.genuine]
+    live_ok = counter_eval.burst_template(acq.burst[0], acq.burst_quality, main.frames, main.best_of,
+                                          main.flip)[1]
+    card_ok = acq.card_ok[main.card_step]
     report = header(engine, "faces", data.name, root, opts)
     report["dataset"]["degrade"] = opts.degrade
-    report["counts"] = counts_section(len(data.paths), len(data.identities), card)
-    report["counts"]["live_failures_to_acquire"] = len(live.failures)
+    report["counts"] = {
+        "images": len(data.paths), "identities": len(data.identities),
+        "failures_to_acquire": int(np.count_nonzero(~(card_ok & live_ok))),
+        "card_failures": int(np.count_nonzero(~card_ok)), "live_failures": int(np.count_nonzero(~live_ok)),
+    }
     report["verification"] = verification_section(genuine, impostor, opts)
-    report["identification"] = None  # the counter compares one card with one face
-    report["failures"] = card.failures + live.failures
-    report["timings"] = timings_section(card, len(data.paths), started)
+    report["counter"] = counter_eval.counter_section(acq, pairs, counter_eval.COUNTER_RATES)
+    report["identification"] = None  # the counter compares one card with one person
+    report["failures"] = acq.failures
+    report["timings"] = {"total_s": round(time.perf_counter() - started, 2),
+                         "acquisition_ms_per_image": round(1000 * acq.seconds / max(len(data.paths), 1), 1)}
     return Evaluation(report, genuine, impostor, None)
 
 
