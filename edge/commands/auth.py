@@ -46,13 +46,15 @@ def common(parser: argparse.ArgumentParser) -> None:
 
 
 def policies_of(args: argparse.Namespace, cfg: EdgeConfig) -> Policies:
-    return load_policies(args.policies or cfg.auth.policies)
+    """The policies with their false-accept rates resolved for the configured model pack."""
+    return load_policies(args.policies or cfg.auth.policies, cfg.models.pack)
 
 
 def policy_rows(policies: Policies) -> list[dict[str, Any]]:
     return [{
-        "scenario": p.name, "title": p.title_zh, "title_en": p.title_en, "checks": sorted(p.checks),
-        "match_threshold": p.match_threshold, "escalate_threshold": p.escalate_threshold,
+        "scenario": p.name, "title": p.title_zh, "title_en": p.title_en, "class": p.risk_class,
+        "checks": sorted(p.checks), "match_threshold": p.match_threshold, "match_far": p.match_far,
+        "escalate_threshold": p.escalate_threshold, "escalate_far": p.escalate_far,
         "liveness_threshold": p.liveness_threshold, "min_live_frames": p.min_live_frames,
         "auto_approve": p.auto_approve, "escalation": p.escalation,
         "auto_approve_max_amount": p.auto_approve_max_amount,
@@ -67,10 +69,12 @@ def run_policies(args: argparse.Namespace) -> int:
                           "scenarios": rows}, ensure_ascii=False, indent=2))
         return 0
     print(f"escalation timeout {policies.escalation_timeout_s:g} s")
-    print(f"{'scenario':<18} {'match':>6} {'escal.':>6} {'live':>5} {'auto':>5} {'limit':>10}  checks")
+    print(f"{'scenario':<28} {'class':<10} {'match':>6} {'escal.':>6} {'live':>5} {'auto':>5} "
+          f"{'limit':>10}  checks")
     for r in rows:
         limit = "-" if r["auto_approve_max_amount"] is None else f"{r['auto_approve_max_amount']:g}"
-        print(f"{r['scenario']:<18} {r['match_threshold']:>6.3f} {r['escalate_threshold']:>6.3f} "
+        print(f"{r['scenario']:<28} {r['class']:<10} {r['match_threshold']:>6.3f} "
+              f"{r['escalate_threshold']:>6.3f} "
               f"{r['liveness_threshold']:>5.2f} {'yes' if r['auto_approve'] else 'no':>5} {limit:>10}  "
               f"{','.join(r['checks'])}")
     return 0

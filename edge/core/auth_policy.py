@@ -71,6 +71,8 @@ class PolicyError(ValueError):
 
 TITLE_MAX = 64
 RATIONALE_MAX = 200
+CLASS_MAX = 32
+UNRESOLVED = math.nan  # a threshold given as a false-accept rate, before a model pack turns it into a cosine
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,14 @@ class ScenarioPolicy:
     title_zh: str
     title_en: str
     rationale: str = ""  # one line: why the scenario has these checks and limits
+    risk_class: str = ""  # the [class.NAME] table it takes its defaults from ("" = none)
     checks: frozenset[str] = frozenset(CHECKS)
     match_threshold: float = 0.40  # at or above: the faces match
     escalate_threshold: float = 0.30  # between this and match_threshold: a supervisor decides
+    # The same two thresholds as false-accept rates of the 1:1 check: the model pack in
+    # use turns them into cosines (resolve_thresholds), so a policy outlives a pack change.
+    match_far: float | None = None
+    escalate_far: float | None = None
     liveness_threshold: float = 0.5  # median live probability over the frames
     min_live_frames: int = 2
     auto_approve: bool = True
@@ -215,6 +222,9 @@ def approval_findings(policy: ScenarioPolicy, ev: Evidence) -> list[str]:
 
 def decide(policy: ScenarioPolicy, ev: Evidence) -> Decision:
     """Reject on any hard failure; else escalate on any doubt; else approve."""
+    if math.isnan(policy.match_threshold) or math.isnan(policy.escalate_threshold):
+        raise PolicyError(f"scenario {policy.name}: thresholds given as false-accept rates are not yet "
+                          "resolved against a model pack (resolve_thresholds)")
     scores = scores_of(policy, ev)
     card_reject, card_escalate = card_findings(policy, ev)
     face_reject, face_escalate = face_findings(policy, ev)
@@ -282,15 +292,21 @@ SCENARIO_KEYS: dict[str, tuple[str, Parse]] = {
     "title": ("title_zh", _text(TITLE_MAX)),
     "title_en": ("title_en", _text(TITLE_MAX)),
     "rationale": ("rationale", _text(RATIONALE_MAX)),
+    "class": ("risk_class", _text(CLASS_MAX)),
     "checks": ("checks", _checks),
     "match_threshold": ("match_threshold", _number(-1, 1)),
     "escalate_threshold": ("escalate_threshold", _number(-1, 1)),
+    "match_far": ("match_far", _number(1e-9, 0.5)),
+    "escalate_far": ("escalate_far", _number(1e-9, 0.5)),
     "liveness_threshold": ("liveness_threshold", _number(0, 1)),
     "min_live_frames": ("min_live_frames", _whole(1, 3)),
     "auto_approve": ("auto_approve", _flag),
     "escalation": ("escalation", _flag),
     "auto_approve_max_amount": ("auto_approve_max_amount", _number(0, 1e12)),
 }
+# A threshold and its rate form: the more specific table's one wins over what it inherits.
+RATE_FORM = {"match_threshold": "match_far", "match_far": "match_threshold",
+             "escalate_threshold": "escalate_far", "escalate_far": "escalate_threshold"}
 TOP_KEYS: dict[str, Parse] = {
     "escalation_timeout_s": _number(1, 3600),
     "request_ttl_s": _number(5, 3600),
@@ -306,28 +322,91 @@ def scenario_from_table(name: str, table: Mapping[str, Any]) -> ScenarioPolicy:
     values = {"title": name[:TITLE_MAX], "title_en": name[:TITLE_MAX], **table}
     fields = {field: parse(f"{where}.{key}", values[key])
               for key, (field, parse) in SCENARIO_KEYS.items() if key in values}
+    for rate, threshold in (("match_far", "match_threshold"), ("escalate_far", "escalate_threshold")):
+        if fields.get(rate) is not None:
+            fields[threshold] = UNRESOLVED  # the model pack decides (resolve_thresholds)
     policy = ScenarioPolicy(name=name, **fields)
-    if policy.escalate_threshold > policy.match_threshold:
-        raise PolicyError(f"{where}: escalate_threshold must not exceed match_threshold")
+    check_order(policy, where)
     return policy
 
 
+def check_order(policy: ScenarioPolicy, where: str) -> None:
+    if policy.match_far is not None and policy.escalate_far is not None:
+        if policy.escalate_far < policy.match_far:
+            raise PolicyError(f"{where}: escalate_far must not be below match_far")
+    elif policy.escalate_threshold > policy.match_threshold:  # False while either is a rate (NaN)
+        raise PolicyError(f"{where}: escalate_threshold must not exceed match_threshold")
+
+
+def overlay(base: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
+    """``table`` over ``base``; a threshold given one way drops the inherited other way."""
+    merged = {k: v for k, v in base.items() if RATE_FORM.get(k) not in table}
+    merged.update(table)
+    return merged
+
+
 def policies_from_dict(data: Mapping[str, Any]) -> Policies:
-    """Policies from a parsed TOML document; ``[defaults]`` fills every scenario's gaps."""
-    unknown = sorted(set(data) - {"defaults", "scenario", *TOP_KEYS})
+    """Policies from a parsed TOML document: each scenario takes ``[defaults]``, then its
+    ``[class.NAME]`` table (``class = "NAME"``), then its own keys."""
+    unknown = sorted(set(data) - {"defaults", "class", "scenario", *TOP_KEYS})
     if unknown:
         raise PolicyError(f"unknown top-level key(s) {unknown}")
     defaults = data.get("defaults", {})
+    classes = data.get("class", {})
     tables = data.get("scenario", {})
-    if not isinstance(defaults, Mapping) or not isinstance(tables, Mapping) or not tables:
+    if not all(isinstance(t, Mapping) for t in (defaults, classes, tables)) or not tables:
         raise PolicyError("need [defaults] as a table and at least one [scenario.NAME] table")
+    for name, table in classes.items():
+        if not isinstance(table, Mapping) or not SCENARIO_NAME.fullmatch(name):
+            raise PolicyError(f"class.{name}: must be a table with a [a-z0-9_] name of at most 64")
+        unknown = sorted(set(table) - (set(SCENARIO_KEYS) - {"class", "title", "title_en", "rationale"}))
+        if unknown:
+            raise PolicyError(f"class.{name}: unknown or scenario-only key(s) {unknown}")
     scenarios = {}
     for name, table in tables.items():
         if not isinstance(table, Mapping) or not SCENARIO_NAME.fullmatch(name):
             raise PolicyError(f"scenario.{name}: must be a table with a [a-z0-9_] name of at most 64")
-        scenarios[name] = scenario_from_table(name, {**defaults, **table})
+        merged = overlay(defaults, table)
+        risk = merged.get("class")
+        if risk is not None:
+            if not isinstance(risk, str) or risk not in classes:
+                raise PolicyError(f"scenario.{name}.class: {risk!r} is not a [class.NAME] table of this file")
+            merged = overlay(overlay(defaults, classes[risk]), table)
+        scenarios[name] = scenario_from_table(name, merged)
     top = {key: parse(key, data[key]) for key, parse in TOP_KEYS.items() if key in data}
     return Policies(scenarios=scenarios, **top)
+
+
+def rate_key(rate: float) -> str:
+    """1e-3 -> "1e-3": how model packs name their calibrated false-accept rates."""
+    mantissa, exponent = f"{rate:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def resolve_thresholds(policies: Policies, thresholds: Mapping[str, float], source: str) -> Policies:
+    """Each threshold given as a false-accept rate becomes the cosine ``thresholds`` names for
+    that rate (a model pack's calibration, ``source`` says which); a rate it lacks is an error."""
+    scenarios = {}
+    for name, policy in policies.scenarios.items():
+        changes: dict[str, Any] = {}
+        for rate_field, threshold_field in (("match_far", "match_threshold"),
+                                            ("escalate_far", "escalate_threshold")):
+            rate = getattr(policy, rate_field)
+            if rate is None:
+                continue
+            key = rate_key(rate)
+            if key not in thresholds:
+                known = ", ".join(sorted(thresholds)) or "none"
+                raise PolicyError(f"scenario.{name}.{rate_field} = {key}: {source} has no 1:1 threshold "
+                                  f"calibrated at that rate (it has: {known})")
+            changes[threshold_field] = thresholds[key]
+        resolved = dataclasses.replace(policy, **changes)
+        if resolved.escalate_threshold > resolved.match_threshold:
+            raise PolicyError(f"scenario.{name}: with {source}, escalate_threshold "
+                              f"{resolved.escalate_threshold} exceeds match_threshold "
+                              f"{resolved.match_threshold}")
+        scenarios[name] = resolved
+    return dataclasses.replace(policies, scenarios=scenarios)
 
 
 def policies_digest(policies: Policies) -> str:

@@ -33,7 +33,7 @@ from edge.core.auth_policy import (
     decide,
     policies_digest,
 )
-from edge.counter.policies import AuthError
+from edge.counter.policies import AuthError, resolve_for_pack
 from edge.counter.verifier import BadImageError, Verifier
 from edge.store.database import Store
 from edge.vision.engine import FaceEngine
@@ -129,7 +129,8 @@ class AuthService:
         self._store_source = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self.client = client
-        self.policies = policies
+        # Thresholds written as false-accept rates become this engine's pack's cosines.
+        self.policies = resolve_for_pack(policies, engine.pack)
         self.clock = clock
         self.pending: dict[str, Pending] = {}
         self._thread: threading.Thread | None = None

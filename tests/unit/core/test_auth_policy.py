@@ -21,9 +21,12 @@ from edge.core.auth_policy import (
     decide,
     policies_digest,
     policies_from_dict,
+    rate_key,
     reason_text,
+    resolve_thresholds,
 )
 from edge.counter.policies import DEFAULT_POLICIES, AuthError, load_policies
+from models.pack import load_pack
 
 POLICY = ScenarioPolicy(name="t", title_zh="测试", title_en="test", match_threshold=0.40,
                         escalate_threshold=0.30, liveness_threshold=0.5, min_live_frames=2)
@@ -143,8 +146,13 @@ def test_shipped_policy_file_loads_with_calibrated_thresholds():
     for policy in policies.scenarios.values():
         assert policy.escalate_threshold < policy.match_threshold
         assert policy.title("zh") != policy.title("en")
+    # The rates of the file became the default pack's calibrated cosines.
+    calibrated = load_pack("default").counter_thresholds
     raw = tomllib.loads(DEFAULT_POLICIES.read_text(encoding="utf-8"))
-    assert raw["defaults"]["match_threshold"] == policies.scenarios["info_change"].match_threshold
+    routine = raw["class"]["routine"]
+    info = policies.scenarios["info_change"]
+    assert info.match_threshold == calibrated[rate_key(routine["match_far"])]
+    assert info.escalate_threshold == calibrated[rate_key(routine["escalate_far"])]
 
 
 toml_values = st.recursive(
@@ -200,14 +208,20 @@ def test_a_key_left_out_keeps_the_dataclass_default():
 def test_every_policy_field_can_be_set_from_the_file():
     settable = {name for name, _ in SCENARIO_KEYS.values()}
     assert settable == {f.name for f in dataclasses.fields(ScenarioPolicy)} - {"name"}
-    policy = policies_from_dict({"defaults": {"liveness_threshold": 0.7}, "scenario": {"a": {
-        "title": "甲", "title_en": "A", "rationale": "why", "checks": ["face_match"],
+    policy = policies_from_dict({"defaults": {"liveness_threshold": 0.7}, "class": {"c": {}},
+                                 "scenario": {"a": {
+        "title": "甲", "title_en": "A", "rationale": "why", "class": "c", "checks": ["face_match"],
         "match_threshold": 0.5, "escalate_threshold": 0.35, "min_live_frames": 3,
         "auto_approve": False, "escalation": False, "auto_approve_max_amount": 10}}}).scenarios["a"]
     assert policy == ScenarioPolicy(
-        name="a", title_zh="甲", title_en="A", rationale="why", checks=frozenset({"face_match"}),
+        name="a", title_zh="甲", title_en="A", rationale="why", risk_class="c",
+        checks=frozenset({"face_match"}),
         match_threshold=0.5, escalate_threshold=0.35, liveness_threshold=0.7, min_live_frames=3,
         auto_approve=False, escalation=False, auto_approve_max_amount=10.0)
+    rated = policies_from_dict({"scenario": {"a": {"match_far": 1e-4, "escalate_far": 1e-2}}})
+    resolved = resolve_thresholds(rated, {"1e-4": 0.5, "1e-2": 0.3}, "pack p").scenarios["a"]
+    assert (resolved.match_far, resolved.escalate_far) == (1e-4, 1e-2)
+    assert (resolved.match_threshold, resolved.escalate_threshold) == (0.5, 0.3)
 
 
 def test_the_digest_names_what_the_policies_say_not_how_the_file_is_written():
@@ -215,7 +229,7 @@ def test_the_digest_names_what_the_policies_say_not_how_the_file_is_written():
     shipped = policies_digest(policies_from_dict(tomllib.loads(text)))
     reworded = "# another comment\n" + text.replace("   # CNY;", "  # CNY;")
     assert policies_digest(policies_from_dict(tomllib.loads(reworded))) == shipped
-    stricter = text.replace("match_threshold = 0.46", "match_threshold = 0.47", 1)
+    stricter = text.replace("auto_approve_max_amount = 50000.0", "auto_approve_max_amount = 40000.0", 1)
     assert policies_digest(policies_from_dict(tomllib.loads(stricter))) != shipped
     assert len(shipped) == 64 and int(shipped, 16) >= 0
 
@@ -257,3 +271,102 @@ def test_cli_prints_the_policies_and_records_a_holder_id(tmp_path, capsys, monke
     monkeypatch.setattr("sys.stdin", io.StringIO("11010519491231002X\n"))
     assert main(["auth", "set-holder-id", "nobody", "--db", str(db), "--key-file", str(key)]) == 2
     assert "unknown customer" in capsys.readouterr().err
+
+
+# --- the scenario catalogue and thresholds as false-accept rates ---------------------------
+
+SHIPPED_CLASSES = {"routine", "sensitive", "high_risk", "proxy"}
+
+
+def test_the_catalogue_has_the_high_frequency_counter_scenarios_each_with_a_rationale():
+    policies = load_policies()
+    assert len(policies.scenarios) >= 23
+    for policy in policies.scenarios.values():
+        assert policy.rationale and policy.title_zh and policy.title_en, policy.name
+        assert policy.risk_class in SHIPPED_CLASSES, policy.name
+        assert policy.match_far is not None and policy.escalate_far is not None, policy.name
+    by_class: dict[str, list[ScenarioPolicy]] = {}
+    for policy in policies.scenarios.values():
+        by_class.setdefault(policy.risk_class, []).append(policy)
+    assert all(p.auto_approve and p.match_far == 1e-3 for p in by_class["routine"])
+    assert all(p.auto_approve and p.match_far == 1e-4 for p in by_class["sensitive"])
+    assert not any(p.auto_approve for p in by_class["high_risk"] + by_class["proxy"])
+    # an agent brings their own card: the card holder is not the account holder
+    assert all("account_holder" not in p.checks for p in by_class["proxy"])
+    for name in ("account_opening", "account_closure", "loss_release", "passbook_renewal",
+                 "cross_branch_withdrawal", "transfer_over_limit", "wealth_purchase", "deposit_proof"):
+        assert name in policies.scenarios
+
+
+def genuine(policy: ScenarioPolicy, amount: float | None = None) -> Evidence:
+    """A genuine customer: every check passes, the face score just at the threshold."""
+    return replace(GOOD, match_score=policy.match_threshold, amount=amount)
+
+
+def test_a_routine_scenario_approves_a_genuine_customer_and_escalates_above_its_amount_limit():
+    policy = load_policies().scenarios["cash_withdrawal"]
+    limit = policy.auto_approve_max_amount
+    assert policy.risk_class == "routine" and limit is not None
+    assert decide(policy, genuine(policy, limit)).verdict == "approve"
+    over = decide(policy, genuine(policy, limit + 0.01))
+    assert (over.verdict, over.reasons) == ("escalate", ("amount_over_limit",))
+    low = decide(policy, replace(genuine(policy), match_score=policy.match_threshold - 1e-6))
+    assert (low.verdict, low.reasons) == ("escalate", ("face_match_low",))
+
+
+@given(evidence)
+def test_a_high_risk_scenario_never_approves_automatically(ev):
+    policies = load_policies()
+    for name in ("account_closure", "account_closure_proxy", "proxy_business", "guardian_business"):
+        assert decide(policies.scenarios[name], ev).verdict != "approve"
+
+
+def test_a_more_specific_table_overrides_the_class_and_either_threshold_form_replaces_the_other():
+    data = {"defaults": {"match_far": 1e-3, "escalate_far": 1e-2},
+            "class": {"strict": {"match_far": 1e-4, "auto_approve": False}},
+            "scenario": {"a": {"class": "strict"}, "b": {"class": "strict", "match_threshold": 0.6},
+                         "c": {}}}
+    resolved = resolve_thresholds(policies_from_dict(data), {"1e-2": 0.3, "1e-3": 0.4, "1e-4": 0.5}, "p")
+    a, b, c = (resolved.scenarios[n] for n in "abc")
+    assert (a.match_threshold, a.escalate_threshold, a.auto_approve) == (0.5, 0.3, False)
+    assert (b.match_threshold, b.match_far, b.auto_approve) == (0.6, None, False)
+    assert (c.match_threshold, c.risk_class, c.auto_approve) == (0.4, "", True)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"scenario": {"a": {"class": "vip"}}}, "scenario.a.class"),
+    ({"class": {"x": {"colour": "red"}}, "scenario": {"a": {"class": "x"}}}, "class.x"),
+    ({"class": {"x": {"title": "t"}}, "scenario": {"a": {}}}, "class.x"),
+    ({"scenario": {"a": {"match_far": 1e-2, "escalate_far": 1e-3}}}, "escalate_far must not be below"),
+    ({"scenario": {"a": {"match_far": 0}}}, "scenario.a.match_far"),
+])
+def test_bad_classes_and_rates_are_refused_with_the_key(data, message):
+    with pytest.raises(PolicyError, match=message):
+        policies_from_dict(data)
+
+
+def test_a_rate_the_pack_has_not_calibrated_is_refused_and_unresolved_rates_never_decide():
+    rated = policies_from_dict({"scenario": {"a": {"match_far": 1e-5}}})
+    with pytest.raises(PolicyError, match=r"scenario\.a\.match_far = 1e-5: pack p has no 1:1 threshold"):
+        resolve_thresholds(rated, {"1e-3": 0.4}, "pack p")
+    with pytest.raises(PolicyError, match="not yet resolved"):
+        decide(rated.scenarios["a"], GOOD)
+    with pytest.raises(AuthError, match=r"model pack 'fast'.*calibrate"):
+        load_policies(pack="fast")  # a pack without counter calibration
+
+
+def test_the_service_resolves_the_rates_for_the_pack_its_engine_runs():
+    from types import SimpleNamespace
+
+    from edge.counter.service import AuthService
+
+    client = SimpleNamespace(receiver=None)
+    for pack_id in ("default", "clean"):
+        pack = load_pack(pack_id)
+        service = AuthService(SimpleNamespace(pack=pack), lambda: None, client,  # type: ignore[arg-type]
+                              load_policies(pack=None))
+        routine = service.policies.scenarios["card_replacement"]
+        assert routine.match_threshold == pack.counter_thresholds["1e-3"]
+    with pytest.raises(AuthError, match="model pack 'fast'"):
+        AuthService(SimpleNamespace(pack=load_pack("fast")), lambda: None, client,  # type: ignore[arg-type]
+                    load_policies(pack=None))
