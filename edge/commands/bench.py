@@ -14,6 +14,7 @@ BENCHES = (
     "edge.tools.bench.mqtt",
     "edge.tools.bench.pipeline",
     "edge.tools.bench.notify",
+    "edge.tools.bench.counter",
 )
 
 
