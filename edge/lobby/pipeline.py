@@ -18,7 +18,8 @@ Substreams: a camera analysed on its low-resolution substream passes a
 to the main stream's resolution, the face is found again in a small region of the
 main frame around it (the two streams are not frame-locked: the face may have
 moved) and cropped there.  Detection and tracking stay on the substream; the main
-frame is asked for at most once per analysed frame, only when such a face is there.
+frame is asked for at most once per analysed frame, only when such a face belongs to
+a track still undecided (a decided track's re-check makes do with the substream).
 
 Strangers: a track's evidence holds customer ids and scores only; its best crop
 is kept only while it is pending and is dropped when it ends.  Nothing else about
@@ -253,7 +254,8 @@ class LobbyPipeline:
             if check and ts < state.next_check:
                 continue
             image, seen = frame, face
-            if main is not None and interocular_distance(face.landmarks) < main.below_px:
+            # Only undecided tracks need the main stream; a re-check makes do with the substream.
+            if main is not None and not check and interocular_distance(face.landmarks) < main.below_px:
                 image, seen = self._on_main(source, frame, face)
             if not self._cheap_gate(seen):
                 continue

@@ -63,3 +63,44 @@ def test_missing_video_and_bad_truth_exit_2(tmp_path, capsys):
     video.write_bytes(b"not a video")
     assert main(["bench", "pipeline", "--video", str(video), "--truth", str(truth), "--json"]) == 2
     assert "ground truth" in capsys.readouterr().err
+
+
+def test_substream_comparison_reports_each_mode_and_the_main_stream_use(short_lobby, models_dir, capsys):
+    report = run_json(capsys, ["bench", "pipeline", "--models", str(models_dir),
+                               "--video", str(short_lobby / "v.mp4"), "--truth", str(short_lobby / "t.json"),
+                               "--substream", "320x180", "--main-open-s", "0.5", "--json"])
+    assert report["bench"] == "pipeline-substream"
+    assert (report["main"], report["substream"]) == ("960x540", "320x180")
+    assert set(report["modes"]) == {"main", "sub", "sub+main"}
+    for mode in report["modes"].values():
+        assert {"recall", "false_identities", "analysis_cpu_s_per_video_s",
+                "decode_cpu_s_per_video_s"} <= set(mode)
+    assert report["decode_cpu_s_per_video_s"]["main"] > 0 and report["decode_cpu_s_per_video_s"]["sub"] > 0
+    main = report["modes"]["sub+main"]["main_stream"]
+    # The substream's faces are small: the main stream was opened and cropped from.
+    assert main["opens"] >= 1 and main["fetches"] > 0 and main["crops"] > 0
+    assert main["misses"] > 0  # the first asks come before it gives frames (--main-open-s)
+    assert report["modes"]["sub+main"]["embeds"] > report["modes"]["sub"]["embeds"]
+    assert len(report["load_average"]) == 3
+
+
+def test_capacity_on_substreams_reports_decode_and_analysis_apart(short_lobby, models_dir, capsys):
+    report = run_json(capsys, ["bench", "pipeline", "--models", str(models_dir),
+                               "--video", str(short_lobby / "v.mp4"), "--substream", "320x180",
+                               "--cameras", "2", "--seconds", "4", "--analyse-fps", "5",
+                               "--main-crop-below-px", "400", "--json"])
+    assert report["video"] == "sub-h264.mp4" and report["codec"] == "h264"
+    assert set(report["cpu_cores"]) == {"decode", "decode_main_stream", "analysis", "total"}
+    assert report["cpu_cores"]["decode"] > 0 and report["cpu_cores"]["analysis"] > 0
+    main = report["main_stream"]
+    assert main["opens"] >= 1 and main["frames_decoded"] > 0 and main["fetches"] > 0, main
+    assert report["pipeline_stats"]["main_fetches"] == main["fetches"]
+    assert report["load_average_before"] and report["load_average_after"]
+
+
+def test_decode_cost_of_h264_and_h265(short_lobby, capsys):
+    report = run_json(capsys, ["bench", "pipeline", "--video", str(short_lobby / "v.mp4"), "--decode-cost",
+                               "--substream", "480x270", "--json"])
+    rows = {(r["codec"], r["size"]): r for r in report["streams"]}
+    assert set(rows) == {("h264", "960x540"), ("h265", "960x540"), ("h264", "480x270"), ("h265", "480x270")}
+    assert all(r["cpu_s_per_video_s"] > 0 and r["frames"] > 0 for r in rows.values())
