@@ -27,7 +27,7 @@ export NO_MKDOCS_2_WARNING := 1
 # The PAD window on a real display needs the xcb libraries too.
 DEMO_DEPS ?= fonts-wqy-microhei $(QT_XCB_DEPS)
 
-.PHONY: test demo setup lint typecheck docs mutate clean
+.PHONY: test demo setup lint typecheck docs mutate screenshots clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -66,6 +66,10 @@ docs: $(VENV)/.installed
 mutate: $(VENV)/.installed
 	scripts/ensure-system-deps.sh mosquitto=mosquitto
 	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
+
+# The documentation's pictures of the PAD app, from the real widgets with fictional data (offscreen).
+screenshots: $(VENV)/.installed
+	$(BIN)/branch-pad screenshots --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DOCS_SITE) .pytest_cache .mypy_cache .ruff_cache .grimp_cache \

@@ -54,7 +54,7 @@ class PadApp:
         self.link.stop()
 
 
-def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str | None) -> None:
+def quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str | None) -> None:
     # The offscreen platform warns on every top-level window with a layout; nothing to act on.
     if message and "does not support propagateSizeHints" in message:
         return
@@ -74,7 +74,7 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     if needs_offscreen():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        qInstallMessageHandler(_quiet_offscreen)
+        qInstallMessageHandler(quiet_offscreen)
     sys.excepthook = _log_unhandled
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     pad = PadApp(config, language)

@@ -21,7 +21,7 @@ from edge.core.errors import ConfigError
 from mqtt.client import MqttError
 
 # Sub-command modules under ui/commands/.
-COMMANDS: tuple[str, ...] = ("idcard",)
+COMMANDS: tuple[str, ...] = ("idcard", "screenshots")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,116 +11,58 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from PyQt6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QListWidget, QWidget
 
-from mqtt.messages import Arrival, AuthEscalation, AuthScenarios, Score, utc_now
-from ui.bridge import PadBridge
-from ui.demo import scenarios_message
-from ui.devices.idcard.reader import ReaderEvent
+from mqtt.messages import CustomerCard, Portrait
+from ui.demo import DEVICES
 from ui.devices.idcard.samples import sample_cards
 from ui.fit import clipped
-from ui.pages.base import PageContext
 from ui.pages.rm import RmPage
-from ui.pages.supervisor import SupervisorPage
-from ui.pages.teller import TellerPage
-from ui.state.config import parse_pad_config
+from ui.scenes import (
+    LANGUAGES,
+    SIZES,
+    close_window,
+    fill_card,
+    fill_outcome,
+    fill_supervisor,
+    fill_teller,
+    scene_window,
+)
+from ui.state.config import Role
 from ui.state.i18n import Texts
-from ui.state.sample import DEMO_VISITORS, demo_arrival, drawn_face_jpeg
-from ui.widgets.screen import Metrics
+from ui.state.sample import DEMO_VISITORS, demo_arrival
 from ui.window import PadWindow
 
 pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 
-SIZES = {"1280x800": (1280, 800), "800x1280": (800, 1280), "1920x1200": (1920, 1200)}
-LANGUAGES = ("zh-CN", "en")
 CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef\u3000-\u303f]")
 # What may stay in Latin letters in the zh-CN interface: identifiers and codes
 # (customer, staff, device and camera ids, masked numbers, risk ratings and levels).
 IDENTIFIER = re.compile(r"\b(?:[A-Za-z]+[-_]?\d[\w-]*|[RC][1-5]|[A-Z]{2,}-[A-Z\d]+)\b|\*+")
-
-
-def config(role: str) -> object:
-    return parse_pad_config({"branch_id": "demo", "role": role,
-                             "mqtt": {"device_id": "pad-1", "outbox_path": ":memory:"}, "rm_id": "rm-1"})
+# Every page, with its content: the RM's card and outcome form, the teller's, the supervisor's.
+PAGES: dict[str, tuple[Role, Callable[[PadWindow], object]]] = {
+    "rm": ("rm", fill_card), "outcome": ("rm", fill_outcome),
+    "teller": ("teller", fill_teller), "supervisor": ("supervisor", fill_supervisor),
+}
 
 
 @pytest.fixture
 def window(qtbot) -> Iterator[Callable[..., PadWindow]]:  # type: ignore[no-untyped-def]
     made: list[PadWindow] = []
 
-    def make(role: str, language: str, size: tuple[int, int]) -> PadWindow:
-        win = PadWindow(PageContext(config(role), PadBridge(), lambda m: None,  # type: ignore[arg-type]
-                                    Texts(language), Metrics(96.0)))
+    def make(role: Role, language: str, size: tuple[int, int]) -> PadWindow:
+        win = scene_window(role, language, size)
         qtbot.addWidget(win)
-        win.resize(*size)
-        win.show()
         qtbot.waitExposed(win)
-        win.header.on_connection_changed(True)
         made.append(win)
         return win
 
     yield make
     for win in made:
-        close = getattr(win.page, "close_devices", None)
-        if callable(close):
-            close()
-
-
-def scenarios() -> AuthScenarios:
-    return scenarios_message("demo")
-
-
-def rm_scene(win: PadWindow) -> Arrival:
-    page = win.page
-    assert isinstance(page, RmPage)
-    arrivals = [demo_arrival(v, "demo", seed=i) for i, v in enumerate(DEMO_VISITORS)]
-    for arrival in arrivals:
-        page.on_bridge_arrival_received(arrival)
-    page.on_feed_list_arrival_chosen(arrivals[0].id)
-    return arrivals[0]
-
-
-def outcome_scene(win: PadWindow) -> None:
-    rm_scene(win)
-    page = win.page
-    assert isinstance(page, RmPage)
-    page.card.outcome_button.click()
-    page.outcome.result_buttons["follow_up"].click()
-    page.outcome.follow_up.setChecked(True)
-
-
-def teller_scene(win: PadWindow) -> None:
-    page = win.page
-    assert isinstance(page, TellerPage)
-    page.on_message(scenarios())
-    page.on_reader_event(ReaderEvent("card", "remove_card", card=sample_cards(date.today())[0]))
-    page.customer.setText("C202600001")
-    page.result.setText(page.texts("auth.verdict.escalate"))
-
-
-def supervisor_scene(win: PadWindow) -> None:
-    page = win.page
-    assert isinstance(page, SupervisorPage)
-    page.on_message(scenarios())
-    for n, scenario in enumerate(("large_withdrawal", "account_closure", "password_reset")):
-        page.on_message(AuthEscalation(
-            branch_id="demo", expires_at=utc_now() + timedelta(seconds=100),
-            request_id=f"00000000-0000-4000-8000-00000000000{n}", teller_device_id="teller-1",
-            scenario=scenario, masked_card_number="3101**********1234",
-            reasons=["face_match_low", "amount_over_limit"],
-            scores=[Score(name="liveness", value=0.91, threshold=0.5),
-                    Score(name="face_match", value=0.35, threshold=0.46)],
-            card_photo_jpeg_b64=drawn_face_jpeg(1), live_jpeg_b64=drawn_face_jpeg(2)))
-    page.list.setCurrentRow(0)
-
-
-SCENES: dict[str, tuple[str, Callable[[PadWindow], object]]] = {
-    "rm": ("rm", rm_scene), "outcome": ("rm", outcome_scene),
-    "teller": ("teller", teller_scene), "supervisor": ("supervisor", supervisor_scene),
-}
+        close_window(win)
 
 
 def shown_texts(win: PadWindow) -> Iterator[tuple[QWidget, str]]:
@@ -142,9 +84,9 @@ def shown_texts(win: PadWindow) -> Iterator[tuple[QWidget, str]]:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("scene", list(SCENES))
-def test_every_text_fits(window, scene: str, size: str, language: str) -> None:  # type: ignore[no-untyped-def]
-    role, fill = SCENES[scene]
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_every_text_fits(window, page_name: str, size: str, language: str) -> None:  # type: ignore[no-untyped-def]
+    role, fill = PAGES[page_name]
     win = window(role, language, SIZES[size])
     fill(win)
     assert clipped(win, SIZES[size]) == []
@@ -153,7 +95,7 @@ def test_every_text_fits(window, scene: str, size: str, language: str) -> None: 
 def test_the_fit_check_sees_what_qt_would_cut(window) -> None:  # type: ignore[no-untyped-def]
     """Without this the test above could pass on a blind walk."""
     win = window("rm", "en", SIZES["800x1280"])
-    rm_scene(win)
+    fill_card(win)
     page = win.page
     assert isinstance(page, RmPage)
     page.splitter.setOrientation(page.splitter.orientation().Horizontal)
@@ -172,9 +114,9 @@ def plain(text: str, data: list[str]) -> str:
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("scene", list(SCENES))
-def test_no_english_words_in_the_chinese_interface(window, scene: str, size: str) -> None:  # type: ignore[no-untyped-def]
-    role, fill = SCENES[scene]
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_no_english_words_in_the_chinese_interface(window, page_name: str, size: str) -> None:  # type: ignore[no-untyped-def]
+    role, fill = PAGES[page_name]
     win = window(role, "zh-CN", SIZES[size])
     fill(win)
     words = []
@@ -187,9 +129,9 @@ def test_no_english_words_in_the_chinese_interface(window, scene: str, size: str
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("scene", list(SCENES))
-def test_no_chinese_in_the_english_interface(window, scene: str, size: str) -> None:  # type: ignore[no-untyped-def]
-    role, fill = SCENES[scene]
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_no_chinese_in_the_english_interface(window, page_name: str, size: str) -> None:  # type: ignore[no-untyped-def]
+    role, fill = PAGES[page_name]
     win = window(role, "en", SIZES[size])
     fill(win)
     # What the CRM, the catalogue and the ID card name stays as they name it: customer names and
@@ -209,7 +151,7 @@ def test_no_chinese_in_the_english_interface(window, scene: str, size: str) -> N
 @pytest.mark.parametrize("size", list(SIZES))
 def test_the_first_facts_are_above_the_fold_and_the_rest_scrolls(window, size: str, language: str) -> None:  # type: ignore[no-untyped-def]
     win = window("rm", language, SIZES[size])
-    arrival = rm_scene(win)
+    arrival = fill_card(win)
     page = win.page
     assert isinstance(page, RmPage)
     t = Texts(language)
@@ -236,7 +178,7 @@ def test_the_first_facts_are_above_the_fold_and_the_rest_scrolls(window, size: s
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_fact_once_on_the_card(window, language: str) -> None:  # type: ignore[no-untyped-def]
     win = window("rm", language, SIZES["1920x1200"])
-    arrival = rm_scene(win)
+    arrival = fill_card(win)
     page = win.page
     assert isinstance(page, RmPage)
     QApplication.processEvents()
@@ -255,17 +197,19 @@ def test_each_fact_once_on_the_card(window, language: str) -> None:  # type: ign
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_header_names_who_is_signed_in_and_the_connection(window, language: str) -> None:  # type: ignore[no-untyped-def]
-    for role in ("rm", "teller", "supervisor"):
+    roles: tuple[Role, ...] = ("rm", "teller", "supervisor")
+    for role in roles:
         win = window(role, language, SIZES["1280x800"])
         t = Texts(language)
-        assert win.header.title.text().endswith(t("header.staff", role=t(f"role.{role}"), staff="rm-1"))
+        staff = DEVICES[role][1]
+        assert win.header.title.text().endswith(t("header.staff", role=t(f"role.{role}"), staff=staff))
         assert win.header.connection.text() == t("conn.online")
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_feed_is_no_wider_than_its_rows(window, language: str) -> None:  # type: ignore[no-untyped-def]
     win = window("rm", language, SIZES["1920x1200"])
-    rm_scene(win)
+    fill_card(win)
     page = win.page
     assert isinstance(page, RmPage)
     QApplication.processEvents()
@@ -276,8 +220,6 @@ def test_the_feed_is_no_wider_than_its_rows(window, language: str) -> None:  # t
 
 
 def test_an_unnamed_customer_with_no_crm_data_fits_and_says_so(window) -> None:  # type: ignore[no-untyped-def]
-    from mqtt.messages import CustomerCard, Portrait
-
     for language in LANGUAGES:
         win = window("rm", language, SIZES["800x1280"])
         page = win.page

@@ -1,12 +1,11 @@
 """Screenshots of the PAD (feed, customer card, outcome form) in both languages and the two
 tablet sizes, both orientations; touch targets of at least 9 mm; plug-in role pages.
 
-Set ``BRANCH_PAD_SCREENSHOTS=docs/screenshots`` to refresh the README's pictures.
+The documentation's pictures come from ``branch-pad screenshots`` (``make screenshots``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def config(role: str = "rm") -> PadConfig:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    return Path(os.environ.get("BRANCH_PAD_SCREENSHOTS") or tmp_path)
+    return tmp_path
 
 
 @pytest.fixture
