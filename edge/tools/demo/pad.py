@@ -39,11 +39,12 @@ def has_display(env: dict[str, str]) -> bool:
         env.get("QT_QPA_PLATFORM", "") not in ("offscreen", "minimal"))
 
 
-def write_pad_config(bus: MqttConfig, branch_id: str, state: Path, device_id: str = "pad-rm-demo",
-                     language: str = "zh-CN") -> Path:
-    """A pad.toml for an RM PAD on ``bus`` (the demo's broker: loopback, no TLS)."""
+def write_pad_config(bus: MqttConfig, branch_id: str, state: Path, *, device_id: str = "pad-rm-demo",
+                     language: str = "zh-CN", rm_id: str = "RM-01") -> Path:
+    """A pad.toml for RM ``rm_id``'s PAD on ``bus`` (the demo's broker: loopback, no TLS)."""
     state.mkdir(parents=True, exist_ok=True)
-    lines = [f'branch_id = "{branch_id}"', 'role = "rm"', f'language = "{language}"', "sound = false",
+    lines = [f'branch_id = "{branch_id}"', 'role = "rm"', f'rm_id = "{rm_id}"', f'language = "{language}"',
+             "sound = false",
              "[mqtt]", f'host = "{bus.host or "127.0.0.1"}"', f"port = {bus.port}",
              f'device_id = "{device_id}"', f'client_id = "{device_id}-{branch_id}"',
              f'outbox_path = "{state / "pad-outbox.db"}"', f'seen_ids_path = "{state / "pad-seen.db"}"',
