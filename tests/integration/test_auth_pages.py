@@ -142,6 +142,7 @@ def read_card_and_capture(qtbot, teller: TellerPage) -> None:
     assert ID_NUMBER not in teller.card_panel.fields.text()  # masked on screen
     assert teller.card_panel.checks.text() == "证件校验通过"
     qtbot.waitUntil(lambda: len(teller.recent) == 3, timeout=WAIT_MS)
+    teller.consent.setChecked(True)  # the customer consents to face verification (unticked by default)
     teller.capture_button.click()
     assert teller.captured_label.text() == "已采集 3 帧"
     teller.customer.setText(CUSTOMER)
@@ -169,6 +170,7 @@ def test_escalation_reaches_the_supervisor_page_and_the_decision_the_teller(
     supervisor = start_pad("sup-1", "supervisor").window.page
     teller = start_pad("teller-1", "teller", "en").window.page
     qtbot.waitUntil(lambda: teller.card is not None and len(teller.recent) == 3, timeout=WAIT_MS)
+    teller.consent.setChecked(True)
     teller.capture_button.click()
     teller.customer.setText(CUSTOMER)
     choose(teller, "account_closure")  # never approved automatically
