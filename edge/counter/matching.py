@@ -3,12 +3,13 @@ every recognizer of the model pack.
 
 * **Card photo** (102x126, about 1 KB on the chip, often years old): detected with the
   engine's padding retry (about one chip photo in six needs it), aligned, and embedded as it
-  is and mirrored.  Upscaling it before detection, and undoing its colour cast and faded
+  is and mirrored (the two averaged).  Upscaling it before detection, and undoing its colour cast and faded
   contrast, are available (``MatchRecipe``) but measured no better on card-like photos
   (docs/evaluation/counter-2026-12-02.md), so the recipe leaves the photo as it is.
 * **Live frames**: a face and the quality gate on each (done by the verifier), then the
-  ``frames`` best by :meth:`FaceQuality.score`, each embedded as it is and mirrored; the
-  embeddings are averaged per recognizer.
+  ``frames`` best by :meth:`FaceQuality.score`, each embedded; the embeddings are averaged
+  per recognizer.  Mirroring the live crops too is available but buys half a point for a
+  third more embedding time, so the recipe does not.
 * **Score**: the cosine of card and live per recognizer (the lobby's recognizer and the
   pack's verifiers), averaged.  A monochrome card photo is compared with grey live frames.
 
@@ -35,7 +36,8 @@ Colour = Literal["as-is", "balance"]
 @dataclass(frozen=True)
 class MatchRecipe:
     frames: int = 3  # best live frames fused
-    flip: bool = True  # embed each crop mirrored too (both sides)
+    flip_card: bool = True  # embed the card crop mirrored too and average the two
+    flip_live: bool = False  # the same for every live crop
     card_upscale: float = 1.0  # resize factor of the chip photo before detection (1: none)
     card_colour: Colour = "as-is"  # "balance": grey-world balance and a percentile stretch
     grey_match: bool = True  # a monochrome card is compared with grey live crops
@@ -107,17 +109,17 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 
 def template(engine: FaceEngine, crops: Sequence[np.ndarray], recipe: MatchRecipe = RECIPE,
-             grey: bool = False) -> Template:
-    """Per recognizer: each crop's embedding (averaged with its mirror's when ``recipe.flip``)
+             grey: bool = False, flip: bool = False) -> Template:
+    """Per recognizer: each crop's embedding (averaged with its mirror's when ``flip``)
     normalised, then the crops' mean normalised (edge.tools.counter_eval scores alike)."""
     batch = [to_grey(c) for c in crops] if grey else list(crops)
     count = len(batch)
-    if recipe.flip:
+    if flip:
         batch += [np.ascontiguousarray(c[:, ::-1]) for c in batch]
     out = []
     for model in (engine.recognizers if recipe.fuse else (engine.recognizer,)):
         emb = model.embed(batch).astype(np.float64)
-        per_crop = unit((emb[:count] + emb[count:]) / 2 if recipe.flip else emb)
+        per_crop = unit((emb[:count] + emb[count:]) / 2 if flip else emb)
         out.append(unit(per_crop.sum(axis=0)).astype(np.float32))
     return tuple(out)
 
@@ -147,6 +149,6 @@ def match(engine: FaceEngine, card_image: np.ndarray | None, live: Sequence[Face
     chosen = best_frames(live, recipe.frames)
     if not live:
         return Match(None, True, 0, grey)
-    card_t = template(engine, [card.aligned], recipe)
-    live_t = template(engine, [o.aligned for o in chosen], recipe, grey=grey)
+    card_t = template(engine, [card.aligned], recipe, flip=recipe.flip_card)
+    live_t = template(engine, [o.aligned for o in chosen], recipe, grey=grey, flip=recipe.flip_live)
     return Match(score(card_t, live_t), True, len(chosen), grey)

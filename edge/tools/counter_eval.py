@@ -255,7 +255,8 @@ def fused_scores(card_side: Side, live_side: Side, pairs: Pairs, use: Sequence[i
 @dataclass(frozen=True)
 class Variant:
     card_step: str = "as_is"
-    flip: bool = True
+    flip_card: bool = RECIPE.flip_card
+    flip_live: bool = RECIPE.flip_live
     fuse: bool = True
     live: str = "burst"  # "burst" (simulated camera frames) or "photo" (the photo itself)
     frames: int = RECIPE.frames
@@ -265,11 +266,11 @@ class Variant:
 
 def variant_scores(acq: CounterAcquisition, pairs: Pairs, v: Variant) -> np.ndarray:
     use = [v.only] if v.only is not None else (list(range(len(acq.names))) if v.fuse else [0])
-    card = [crop_template(e, v.flip) for e in acq.cards[v.card_step]]
+    card = [crop_template(e, v.flip_card) for e in acq.cards[v.card_step]]
     if v.live == "photo":
-        live, live_ok = [crop_template(e, v.flip) for e in acq.photo], acq.photo_ok
+        live, live_ok = [crop_template(e, v.flip_live) for e in acq.photo], acq.photo_ok
     else:
-        built = [burst_template(e, acq.burst_quality, v.frames, v.best_of, v.flip) for e in acq.burst]
+        built = [burst_template(e, acq.burst_quality, v.frames, v.best_of, v.flip_live) for e in acq.burst]
         live, live_ok = [b[0] for b in built], built[0][1]
     return fused_scores((card, acq.card_ok[v.card_step]), (live, live_ok), pairs, use)
 
@@ -277,7 +278,8 @@ def variant_scores(acq: CounterAcquisition, pairs: Pairs, v: Variant) -> np.ndar
 def counter_variant(recipe: MatchRecipe = RECIPE) -> Variant:
     step = next(s for s, r in CARD_STEPS.items()
                 if (r.card_upscale, r.card_colour) == (recipe.card_upscale, recipe.card_colour))
-    return Variant(card_step=step, flip=recipe.flip, fuse=recipe.fuse, frames=recipe.frames,
+    return Variant(card_step=step, flip_card=recipe.flip_card, flip_live=recipe.flip_live, fuse=recipe.fuse,
+                   frames=recipe.frames,
                    best_of=recipe.frames)
 
 
@@ -286,14 +288,15 @@ def counter_variant(recipe: MatchRecipe = RECIPE) -> Variant:
 # each recognizer alone.
 STEPS: tuple[tuple[str, Variant], ...] = (
     ("lobby recognizer, card as it is, the photo as the live frame",
-     Variant(flip=False, fuse=False, live="photo")),
-    ("+ mirrored crops averaged", Variant(fuse=False, live="photo")),
+     Variant(flip_card=False, fuse=False, live="photo")),
+    ("+ the card crop and its mirror image averaged", Variant(fuse=False, live="photo")),
     ("+ every recognizer of the pack, scores averaged", Variant(live="photo")),
     ("live: 1 simulated camera frame", Variant(frames=1, best_of=1)),
     ("live: 2 camera frames fused", Variant(frames=2, best_of=2)),
     ("live: 3 camera frames fused (the counter)", Variant(frames=3, best_of=3)),
     ("live: best 3 of 5 camera frames", Variant(frames=3, best_of=5)),
     ("live: 5 camera frames fused", Variant(frames=5, best_of=5)),
+    ("live crops mirrored too (not in the recipe)", Variant(flip_live=True)),
     ("card upscaled x2 before detection (not in the recipe)", Variant(card_step="upscaled")),
     ("card upscaled x2, colour balanced and stretched (not in the recipe)",
      Variant(card_step="upscaled_balanced")),

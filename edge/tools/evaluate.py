@@ -524,7 +524,7 @@ def evaluate_card_faces(engine: FaceEngine, root: Path, opts: Options) -> Evalua
     scores = counter_eval.variant_scores(acq, pairs, main)
     genuine, impostor = scores[pairs.genuine], scores[~pairs.genuine]
     live_ok = counter_eval.burst_template(acq.burst[0], acq.burst_quality, main.frames, main.best_of,
-                                          main.flip)[1]
+                                          main.flip_live)[1]
     card_ok = acq.card_ok[main.card_step]
     report = header(engine, "faces", data.name, root, opts)
     report["dataset"]["degrade"] = opts.degrade

@@ -87,15 +87,15 @@ def b64(image: np.ndarray) -> str:
 
 
 def camera_frame(photo: np.ndarray) -> np.ndarray:
-    """The photo as a person at the counter: scaled to 80 % of the frame's height and
-    centred on a grey 640x480 frame."""
+    """The photo as a 640x480 counter-camera frame: its centre cut to 4:3 and scaled to fill
+    the frame (a photo pasted on a plain background would look like a print attack to the
+    liveness models, and rightly so)."""
     width, height = FRAME_SIZE
-    scale = 0.8 * height / max(photo.shape[:2])
-    person = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    frame = np.full((height, width, 3), 110, np.uint8)
-    top, left = (height - person.shape[0]) // 2, (width - person.shape[1]) // 2
-    frame[top : top + person.shape[0], left : left + person.shape[1]] = person
-    return frame
+    h, w = photo.shape[:2]
+    crop_h, crop_w = (h, int(h * width / height)) if w * height >= h * width else (int(w * height / width), w)
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    centre = photo[top : top + crop_h, left : left + crop_w]
+    return cv2.resize(centre, FRAME_SIZE, interpolation=cv2.INTER_CUBIC)
 
 
 def build_requests(engine: FaceEngine, faces: Path, count: int, frames: int) -> list[AuthRequest]:
@@ -133,17 +133,24 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def time_requests(verifier: Verifier, requests: list[AuthRequest], scenario: Any) -> dict[str, Any]:
-    verdicts: dict[str, int] = {}
-    times: list[float] = []
+    """Wall time per request, and this process's CPU time (less moved by other work on the
+    machine: on an idle machine the wall time is at most about the CPU time)."""
+    reasons: dict[str, int] = {}
+    wall: list[float] = []
+    cpu: list[float] = []
     for request in [requests[0], *requests]:  # the first, untimed, warms the sessions up
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         decision = decide(scenario, verifier.evidence(request, scenario))
-        times.append(1000 * (time.perf_counter() - start))
-        verdicts[decision.verdict] = verdicts.get(decision.verdict, 0) + 1
-    times = times[1:]
-    return {"requests": len(times), "p50_ms": round(percentile(times, 50), 1),
-            "p95_ms": round(percentile(times, 95), 1), "max_ms": round(max(times), 1),
-            "mean_ms": round(statistics.fmean(times), 1), "verdicts": verdicts}
+        wall.append(1000 * (time.perf_counter() - start))
+        cpu.append(1000 * (time.process_time() - start_cpu))
+        for reason in decision.reasons:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    wall, cpu = wall[1:], cpu[1:]
+    return {"requests": len(wall), "p50_ms": round(percentile(wall, 50), 1),
+            "p95_ms": round(percentile(wall, 95), 1), "max_ms": round(max(wall), 1),
+            "mean_ms": round(statistics.fmean(wall), 1),
+            "cpu_p50_ms": round(percentile(cpu, 50), 1), "cpu_p95_ms": round(percentile(cpu, 95), 1),
+            "reasons": reasons}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,5 +194,6 @@ def run(args: argparse.Namespace) -> int:
           f"{machine['load_average_before'][0]} -> {machine['load_average_after'][0]}")
     for r in result["results"]:
         print(f"  {r['live_frames']} live frame(s): p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, "
-              f"max {r['max_ms']} ms over {r['requests']} requests (target p95 <= 1500 ms)")
+              f"max {r['max_ms']} ms over {r['requests']} requests (target p95 <= 1500 ms); "
+              f"CPU time p50 {r['cpu_p50_ms']} ms, p95 {r['cpu_p95_ms']} ms")
     return 0
