@@ -148,7 +148,7 @@ def test_gpu_config_fails_loudly_on_this_machine(models_dir):
 
 
 def _copy_pack(models_dir: Path, dest: Path) -> Path:
-    for name in ("det_500m.onnx", "mobilefacenet_paddlex.onnx",
+    for name in ("det_500m.onnx", "mobilefacenet_paddlex.onnx", "face_recognition_sface_2021dec_int8bq.onnx",
                  "2.7_80x80_MiniFASNetV2.onnx", "4_0_0_80x80_MiniFASNetV1SE.onnx"):
         shutil.copy(models_dir / name, dest / name)
     return dest
