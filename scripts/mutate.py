@@ -73,6 +73,7 @@ SCOPES: dict[str, Scope] = {
         ("mqtt/*.py", "mqtt/provision/*.py"),
         ("tests/unit/mqtt", "tests/unit/hq/test_package_format.py",
          "tests/integration/test_mqtt_broker.py", "tests/integration/test_outbox_puback.py",
+         "tests/integration/test_mqtt_embedded.py", "tests/integration/test_mqtt_cli.py",
          "tests/integration/test_mqtt_noloss.py::test_seen_ids_survive_a_restart_and_stay_bounded",
          "tests/integration/test_mqtt_noloss.py::"
          "test_outbox_keeps_order_ignores_repeated_ids_and_survives_reopening"),
@@ -85,7 +86,7 @@ SCOPES: dict[str, Scope] = {
         (ERASURE + "test_an_erasure_between_acceptance_and_arrival_withholds_the_arrival",
          ERASURE + "test_an_accepted_track_of_an_erased_customer_ends_at_the_gallery_reload",
          ERASURE + "test_a_customer_still_in_front_of_the_camera_keeps_one_visit",
-         "tests/integration/test_teller_consent.py"),
+         "tests/integration/test_teller_consent.py", "tests/unit/ui/test_scenario_pages.py"),
         functions=tuple(
             f"{module}.xǁ{cls}ǁ{func}__mutmut_*" for module, cls, func in (
                 ("edge.lobby.daemon", "PipelineWorker", "_arrive"),
