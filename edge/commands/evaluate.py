@@ -147,8 +147,9 @@ def counter_lines(counter: dict[str, Any]) -> list[str]:
     lines.append("counter automation by policy class (genuine customers approved without a supervisor):")
     for row in counter["automation"]:
         far = f"FAR {row['far']:.5f} ({row['false_accepts']} of {row['impostor_pairs']} impostor pairs)"
-        lines.append(f"  {row['class']:<10} match at FAR {row['match_far']:g} "
-                     f"(>= {row['match_threshold']:.4f}): "
+        lines.append(f"  {row['class']:<10} ({len(row['scenarios'])} scenarios) "
+                     f"match at FAR {row['match_far']:g} (>= {row['match_threshold']:.4f}), "
+                     f"supervisor from FAR {row['escalate_far']:g}: "
                      f"automated {percent(row['automation_rate'])}, "
                      f"face match {percent(row['face_match_pass'])}, "
                      f"supervisor {percent(row['supervisor_band'])}, rejected {percent(row['rejected'])}; "
