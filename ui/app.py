@@ -77,6 +77,9 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
         qInstallMessageHandler(quiet_offscreen)
     sys.excepthook = _log_unhandled
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Before anything connects: a SIGTERM right after "connected" must still exit 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, systemd, the demo: a clean exit 0
+        signal.signal(signum, lambda *_: qt_app.quit())
     pad = PadApp(config, language)
     if screenshot_dir is not None:
         CardShooter(pad, screenshot_dir, exit_after).attach()
@@ -85,8 +88,6 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     pad.start()
     if started is not None:
         started(pad)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, systemd, the demo: a clean exit 0
-        signal.signal(signum, lambda *_: qt_app.quit())
     ticker = QTimer()  # lets Python see the signals while Qt's loop runs
     ticker.start(250)
     ticker.timeout.connect(lambda: None)
