@@ -340,6 +340,7 @@ def option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> list
     invocation = formatter._format_action_invocation(action)
     text = cell(formatter._expand_help(action)) if action.help else "*(no help text)*"
     if action.choices is not None and not isinstance(action.choices, dict):
+        text = text.rstrip() + ("" if text.rstrip().endswith(".") else ".")
         text += " One of: " + ", ".join(code(choice) for choice in action.choices) + "."
     if action.required and action.option_strings:
         text = "**Required.** " + text
