@@ -3,17 +3,25 @@ both recognizers fused; the card protocol of `evaluate` and `bench counter` on a
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.core.auth_policy import ScenarioPolicy
 from edge.counter import matching
+from edge.counter.verifier import Verifier, decode_jpeg
+from edge.store.crypto import KeyRing
+from edge.store.database import Store
 from edge.tools.counter_eval import simulate_burst
-from edge.vision.card_photo import CardLook, degrade_card
+from edge.vision.card_photo import CardLook, degrade_card, jpeg_bytes
 from edge.vision.imageio import load_image
+from mqtt.messages import AuthRequest, CardFields, utc_now
 
 PEOPLE = ("Hitomi_Soga", "Fujio_Cho", "Yao_Ming")
 
@@ -107,3 +115,23 @@ def test_bench_counter_refuses_more_frames_than_a_request_carries(small_asia, mo
     assert main(["bench", "counter", "--faces", str(small_asia), "--frames", "4",
                  "--models", str(models_dir)]) == 2
     assert "at most 3" in capsys.readouterr().err
+
+
+def test_the_verifier_scores_a_request_with_the_counters_recipe(engine, small_asia, tmp_path):
+    def b64(image: np.ndarray) -> str:
+        return base64.b64encode(jpeg_bytes(image, 90)).decode("ascii")
+
+    photos = sorted((small_asia / "Fujio_Cho").iterdir())
+    frames = simulate_burst(load_image(photos[1]), 3, seed=2)
+    request = AuthRequest(
+        branch_id="b1", expires_at=utc_now() + timedelta(minutes=1), device_id="teller-1", teller_id="t",
+        transaction_id="x", scenario="s", account_holder_id="c",
+        card=CardFields(card_type="resident", id_number="", name="n"),
+        card_photo_jpeg_b64=b64(card_of(engine, photos[0])), live_jpeg_b64=[b64(f) for f in frames])
+    with Store.open(tmp_path / "e.db", KeyRing(os.urandom(32))) as store:
+        policy = ScenarioPolicy(name="s", title_zh="s", title_en="s")
+        evidence = Verifier(engine, store).evidence(request, policy)
+    live = [engine.analyze(decode_jpeg(f), max_faces=1, embed=False)[0] for f in request.live_jpeg_b64]
+    expected = matching.match(engine, decode_jpeg(request.card_photo_jpeg_b64), live)
+    assert evidence.live_frames == expected.frames_used == 3
+    assert evidence.match_score == pytest.approx(expected.score, abs=1e-6)
