@@ -119,6 +119,7 @@ class CameraState:
     tracker: IouTracker
     tracks: dict[int, TrackState] = field(default_factory=dict)
     shape: tuple[int, ...] | None = None  # (height, width) of the last frame
+    main_scale: float = 0.0  # main-stream width / substream width, once a main frame was seen
     # One lock per camera: cameras are analysed in parallel (ONNX Runtime releases
     # the GIL), frames of one camera in order.
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -255,8 +256,10 @@ class LobbyPipeline:
                 continue
             image, seen = frame, face
             # Only undecided tracks need the main stream; a re-check makes do with the substream.
-            if main is not None and not check and interocular_distance(face.landmarks) < main.below_px:
+            if main is not None and not check and self._wants_main(camera, face, main):
                 image, seen = self._on_main(source, frame, face)
+                if image is not frame:
+                    camera.main_scale = image.shape[1] / frame.shape[1]
             if not self._cheap_gate(seen):
                 continue
             crop = align_face(image, seen.landmarks)
@@ -264,6 +267,13 @@ class LobbyPipeline:
             if not quality.failures(self.quality):
                 out.append(Candidate(track_id, crop, quality.score(), check))
         return out
+
+    def _wants_main(self, camera: CameraState, face: Face, main: MainFrames) -> bool:
+        """Small on the substream, yet large enough on the main stream to pass the size gate."""
+        eyes = interocular_distance(face.landmarks)
+        if eyes >= main.below_px:
+            return False
+        return not camera.main_scale or eyes * camera.main_scale >= self.quality.min_interocular_px
 
     def _on_main(self, source: _MainSource, frame: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
         """The face found again on the main stream (main frame, main-stream pixels); the

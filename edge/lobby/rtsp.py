@@ -175,8 +175,7 @@ def _answer(status: int, body: str, with_user: bool, path: str) -> Probe:
     """What the camera's answer to DESCRIBE means."""
     if status == 401:
         who = "user or password rejected" if with_user else "no user name given"
-        return Probe("unauthorized", f"authentication failed: the camera answered 401 ({who}); "
-                                     "check the camera's user name and password")
+        return Probe("unauthorized", f"authentication failed: the camera answered 401 ({who})")
     if status in (403,):
         return Probe("unauthorized", "authentication failed: the camera answered 403 (this user may "
                                      "not view the stream)")

@@ -244,12 +244,13 @@ class PacedCamera(threading.Thread):
         self.decoded = 0
         self.index = 0  # position in the file: a main stream follows it
         self.cpu = 0.0  # this thread's CPU seconds (decoding)
+        self.video_fps = 0.0
 
     def run(self) -> None:
         seq, cpu = 0, time.thread_time()
         while not self.stop.is_set():
             cap = open_video(self.video)
-            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            fps = self.video_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
             start, self.index = time.monotonic(), 0
             while not self.stop.is_set():
                 delay = start + self.index / fps - time.monotonic()
@@ -291,9 +292,12 @@ class OnDemandMain(threading.Thread):
     def run(self) -> None:
         cpu = time.thread_time()
         cap: cv2.VideoCapture | None = None
-        position = 0
+        position, last = 0, time.monotonic()
         while not self.stop.wait(0.01):
             now = time.monotonic()
+            if cap is not None:
+                self.open_s += now - last
+            last = now
             wanted = self.asked_at is not None and now - self.asked_at <= self.linger_s
             if cap is not None and not wanted:
                 cap.release()
@@ -304,7 +308,6 @@ class OnDemandMain(threading.Thread):
                 cap, position = open_video(self.video), self.sub.index
                 cap.set(cv2.CAP_PROP_POS_FRAMES, position)
                 self.opens += 1
-            self.open_s += 0.01
             while position < self.sub.index or (position > self.sub.index + 2):
                 if position > self.sub.index + 2:  # the substream looped: so does the main stream
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -369,6 +372,34 @@ def measured_min_size(truth: dict[str, Any], engine: FaceEngine, faces: Path,
     return out
 
 
+# The projection leaves this share of the cores for the rest (MQTT, store, the OS, scheduling).
+HEADROOM = 0.9
+
+
+def projected_capacity(sources: list[PacedCamera], mains: list[OnDemandMain], meters: list[CameraMeter], *,
+                       wall: float, decode_sub: float, decode_main: float, analysis: float,
+                       analyse_fps: float) -> dict[str, Any]:
+    """Cameras this machine's cores would sustain at ``analyse_fps``, from the CPU each decoded and
+    each analysed frame cost in this run: unlike the fps reached, it holds when other work
+    shares the machine (CPU time per frame rises a little under contention: conservative)."""
+    decoded = sum(s.decoded for s in sources)
+    analysed = sum(m.analysed for m in meters)
+    if not decoded or not analysed:
+        return {}
+    native_fps = decoded / wall / len(sources) if wall else 0.0
+    fps_of_video = max((s.video_fps for s in sources), default=native_fps)
+    per_decoded, per_analysed = decode_sub / decoded, analysis / analysed
+    main_share = decode_main / wall / len(sources) if mains and wall else 0.0
+    per_camera = per_decoded * fps_of_video + per_analysed * analyse_fps + main_share
+    cores = os.cpu_count() or 1
+    return {"cpu_ms_per_decoded_frame": round(per_decoded * 1000, 3),
+            "cpu_ms_per_analysed_frame": round(per_analysed * 1000, 2),
+            "main_stream_cores_per_camera": round(main_share, 3),
+            "cores_per_camera": round(per_camera, 3), "stream_fps": round(fps_of_video, 2),
+            "cores": cores, "headroom": HEADROOM,
+            "cameras": int(cores * HEADROOM / per_camera) if per_camera else None}
+
+
 @dataclass(frozen=True)
 class Substream:
     """The substream a capacity run decodes, and the main stream it crops small faces from."""
@@ -406,10 +437,13 @@ def run_capacity(video: Path, pipeline: LobbyPipeline, *, cameras: int, seconds:
                              analyse_fps=analyse_fps, with_truth=bool(min_size_s))
     decode_sub = sum(s.cpu for s in sources)
     decode_main = sum(m.cpu for m in mains)
-    report["cpu_cores"] = {"decode": round(decode_sub / wall, 2),
-                           "decode_main_stream": round(decode_main / wall, 2),
-                           "analysis": round((cpu - decode_sub - decode_main) / wall, 2),
-                           "total": round(cpu / wall, 2)}
+    report["cpu_cores"] = {"decode": round(decode_sub / wall, 3),
+                           "decode_main_stream": round(decode_main / wall, 3),
+                           "analysis": round((cpu - decode_sub - decode_main) / wall, 3),
+                           "total": round(cpu / wall, 3)}
+    report["projected"] = projected_capacity(sources, mains, meters, wall=wall, decode_sub=decode_sub,
+                                             decode_main=decode_main, analysis=cpu - decode_sub - decode_main,
+                                             analyse_fps=analyse_fps)
     report["load_average_before"] = [round(x, 2) for x in load]
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if substream is not None:
