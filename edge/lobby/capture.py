@@ -381,8 +381,8 @@ class MainStream:
     """
 
     def __init__(self, cam: CameraConfig, stop: threading.Event, opener: Opener = open_source) -> None:
-        # Frames are converted to BGR at twice the analysis rate: an ask finds a recent one.
-        self.cam = cam.model_copy(update={"analyse_fps": min(60.0, cam.analyse_fps * 2), "substream": None})
+        # Frames are converted to BGR at the analysis rate (an ask finds one at most a period old).
+        self.cam = cam.model_copy(update={"substream": None})
         self.name, self.below_px = cam.name, cam.main_crop_below_px
         self.stop_event, self.opener = stop, opener
         self.slot = LatestFrame()
