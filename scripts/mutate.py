@@ -67,7 +67,10 @@ class Scope:
 
 ERASURE = "tests/integration/test_erasure_daemon.py::"
 SCOPES: dict[str, Scope] = {
-    "core": Scope("core", ("edge/core/*.py",), ("tests/unit/core",)),
+    "core": Scope("core", ("edge/core/*.py",),
+                  ("tests/unit/core", "tests/unit/crm/test_talking_points.py",  # life events, bands
+                   "tests/unit/test_unsafe_paths.py", "tests/unit/test_private_files.py",  # files
+                   "tests/unit/test_config.py")),  # errors
     "mqtt": Scope(
         "mqtt",
         ("mqtt/*.py", "mqtt/provision/*.py"),
