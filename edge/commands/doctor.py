@@ -206,7 +206,7 @@ def measured_fps(source: VideoSource) -> float:
     (frames buffered while the stream opened arrive at once: their arrival says nothing)."""
     import cv2
 
-    stamps = []
+    stamps: list[float] = []
     started = time.monotonic()
     while time.monotonic() - started < MEASURE_S and len(stamps) < 120 and source.grab():
         stamps.append(source.get(cv2.CAP_PROP_POS_MSEC))
