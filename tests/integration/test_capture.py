@@ -1,9 +1,9 @@
 """Capture: files that end or loop, pacing, garbage, stale streams and real RTSP.
 
-RTSP is real: the shipped ffmpeg cannot serve RTSP to pulling clients (its RTSP
-muxer only publishes), so the camera here is an ffmpeg process that publishes a
-file with RTSP ANNOUNCE/RECORD to the grabber, which listens (``rtsp_listen``)
-through OpenCV's FFMPEG backend - the same RTSP/RTP demuxer a pulled camera uses.
+RTSP is real: here an ffmpeg process publishes a file with RTSP ANNOUNCE/RECORD to the
+grabber, which listens (``rtsp_listen``: an encoder that pushes).  Pull mode, the way a
+branch's IP cameras are read, is tested against GStreamer's RTSP server in
+tests/integration/test_rtsp_pull.py.
 """
 
 from __future__ import annotations
