@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -76,6 +77,10 @@ def run_app(args: argparse.Namespace) -> int:
     return run_gui(config, language, args.screenshots, args.exit_after)
 
 
+def _exit_cleanly(*_: object) -> None:
+    raise SystemExit(0)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The window (never the console) on the demo branch; see ``ui.demo``."""
     from ui.app import PadApp, run_gui  # noqa: PLC0415
@@ -88,6 +93,10 @@ def run_demo(args: argparse.Namespace) -> int:
     role = args.demo or str(base.get("role", "rm"))
     if role not in ("rm", "teller", "supervisor"):
         raise ConfigError(f"{args.config}: role must be rm, teller or supervisor, got {role!r}")
+    # The broker and the stand-in edge start before the window's loop: a stop in between is a
+    # clean exit too (the window installs its own handlers once it runs).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_cleanly)
     with DemoBranch(role, base) as demo:  # type: ignore[arg-type]  # checked just above
         def started(pad: PadApp) -> None:
             demo.start(lambda: pad.link.connected)
