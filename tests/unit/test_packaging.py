@@ -38,15 +38,15 @@ def test_every_command_is_registered_and_documented():
     # Module edge/commands/evaluate_recommender.py is the command `evaluate-recommender`.
     names = {name.replace("_", "-") for name in COMMANDS}
     assert set(sub.choices) == names
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    reference = (REPO / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
     for name in sorted(names):
-        assert f"branch-edge {name}" in readme, f"README has no section for branch-edge {name}"
+        assert f"branch-edge {name}" in reference, f"the CLI reference has no section for branch-edge {name}"
 
 
-def test_readme_config_example_is_valid():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```toml\n(branch_id.*?)```", readme, re.S)
-    assert example, "README has a full ```toml config example starting with branch_id"
+def test_the_install_pages_config_example_is_valid():
+    page = (REPO / "docs" / "operations" / "install.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(branch_id.*?)```", page, re.S)
+    assert example, "the install page has a full ```toml edge config example starting with branch_id"
     EdgeConfig.model_validate(tomllib.loads(example.group(1)))
 
 
