@@ -3,15 +3,20 @@ every recognizer of the model pack.
 
 * **Card photo** (102x126, about 1 KB on the chip, often years old): detected with the
   engine's padding retry (about one chip photo in six needs it), aligned, and embedded as it
-  is and mirrored (the two averaged).  Upscaling it before detection, and undoing its colour cast and faded
-  contrast, are available (``MatchRecipe``) but measured no better on card-like photos
-  (docs/evaluation/counter-2026-12-02.md), so the recipe leaves the photo as it is.
+  is and mirrored (the two averaged).  Upscaling it before detection, and undoing its colour
+  cast and faded contrast, are available (``MatchRecipe``) but measured no better on
+  card-like photos (docs/evaluation/counter-2026-12-02.md), so the recipe leaves the photo
+  as it is.
 * **Live frames**: a face and the quality gate on each (done by the verifier), then the
   ``frames`` best by :meth:`FaceQuality.score`, each embedded; the embeddings are averaged
   per recognizer.  Mirroring the live crops too is available but buys half a point for a
   third more embedding time, so the recipe does not.
 * **Score**: the cosine of card and live per recognizer (the lobby's recognizer and the
-  pack's verifiers), averaged.  A monochrome card photo is compared with grey live frames.
+  pack's verifiers), averaged.  A monochrome card photo is compared with the live crops in
+  colour: comparing it with grey live crops scores a point higher at its own threshold, but
+  grey-to-grey impostor scores run higher, so the pack's thresholds (calibrated on colour
+  cards) would let through 1.5 to 2.4 times the intended false accepts; in colour they hold
+  (0.88e-3 at the 1e-3 threshold on grey card photos).
 
 The pack's ``counter_thresholds`` were calibrated on exactly this score
 (``branch-edge evaluate --faces … --degrade card``), so the recipe and the thresholds
@@ -40,7 +45,7 @@ class MatchRecipe:
     flip_live: bool = False  # the same for every live crop
     card_upscale: float = 1.0  # resize factor of the chip photo before detection (1: none)
     card_colour: Colour = "as-is"  # "balance": grey-world balance and a percentile stretch
-    grey_match: bool = True  # a monochrome card is compared with grey live crops
+    grey_match: bool = False  # compare a monochrome card with grey live crops (see above)
     fuse: bool = True  # every recognizer of the pack; False: the lobby's recognizer alone
 
 
@@ -145,10 +150,11 @@ def match(engine: FaceEngine, card_image: np.ndarray | None, live: Sequence[Face
     card = card_observation(engine, card_image, recipe)
     if card is None:
         return Match(None, False, 0, False)
-    grey = recipe.grey_match and is_monochrome(card_image)
+    monochrome = is_monochrome(card_image)
     chosen = best_frames(live, recipe.frames)
     if not live:
-        return Match(None, True, 0, grey)
+        return Match(None, True, 0, monochrome)
     card_t = template(engine, [card.aligned], recipe, flip=recipe.flip_card)
-    live_t = template(engine, [o.aligned for o in chosen], recipe, grey=grey, flip=recipe.flip_live)
-    return Match(score(card_t, live_t), True, len(chosen), grey)
+    live_t = template(engine, [o.aligned for o in chosen], recipe, grey=recipe.grey_match and monochrome,
+                      flip=recipe.flip_live)
+    return Match(score(card_t, live_t), True, len(chosen), monochrome)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from edge.config import RecognitionConfig
 from edge.core import accuracy as metrics
 from edge.core.errors import BranchEdgeError, ImageError
+from edge.counter.matching import RECIPE
 from edge.tools import counter_eval
 from edge.vision.card_photo import CardLook, degrade_card
 from edge.vision.engine import FaceEngine
@@ -518,7 +519,8 @@ def evaluate_card_faces(engine: FaceEngine, root: Path, opts: Options) -> Evalua
     started = time.perf_counter()
     data = scan_faces(root)
     acq = counter_eval.CounterAcquirer(engine, root, DEGRADERS[opts.degrade],
-                                       grey_live=opts.degrade == "card-grey").run(data.paths)
+                                       grey_live=RECIPE.grey_match and opts.degrade == "card-grey",
+                                       ).run(data.paths)
     pairs = counter_eval.counter_pairs(data.labels, opts.impostors, opts.seed)
     main = counter_eval.counter_variant()
     scores = counter_eval.variant_scores(acq, pairs, main)

@@ -67,12 +67,14 @@ def test_a_card_matches_its_holder_over_several_frames_and_not_someone_else(engi
     assert alone.score != same.score  # both recognizers count
 
 
-def test_a_grey_card_is_compared_with_grey_live_crops_and_a_missing_face_is_said(engine, small_asia):
+def test_a_grey_card_is_compared_with_colour_live_crops_and_a_missing_face_is_said(engine, small_asia):
     photos = sorted((small_asia / "Yao_Ming").iterdir())
     grey = card_of(engine, photos[0], CardLook(grey=True))
     live = usable_frames(engine, load_image(photos[1]), 2)
     result = matching.match(engine, grey, live)
     assert result.card_monochrome and result.score is not None and result.score > 0.3
+    greyed = matching.match(engine, grey, live, matching.MatchRecipe(grey_match=True))
+    assert greyed.score != result.score  # the live crops stay in colour unless asked
     blank = np.full((126, 102, 3), 128, np.uint8)
     assert matching.match(engine, blank, live) == matching.Match(None, False, 0, False)
     assert matching.match(engine, grey, []).score is None
