@@ -15,6 +15,7 @@ BENCHES = (
     "edge.tools.bench.pipeline",
     "edge.tools.bench.notify",
     "edge.tools.bench.counter",
+    "edge.crm.bench",
 )
 
 

@@ -25,6 +25,8 @@ CATEGORY_NAMES: dict[str, tuple[str, str]] = {
     "card": ("信用卡", "credit card"),
 }
 CATEGORIES = tuple(CATEGORY_NAMES)
+# Term products in these categories can be renewed at maturity (a held one may be offered again).
+RENEWABLE_CATEGORIES = ("deposit", "wealth")
 # Categories that hold the customer's money (count towards AUM); loans and cards do not.
 ASSET_CATEGORIES = ("current", "deposit", "wealth", "fund", "insurance", "precious_metal")
 
@@ -47,6 +49,12 @@ class Product:
 
     def name(self, language: str) -> str:
         return self.name_en if language == "en" else self.name_zh
+
+    @property
+    def renewable(self) -> bool:
+        """A term deposit or wealth plan: one the customer holds may be offered again, renewed
+        when it matures."""
+        return self.tenure_days > 0 and self.category in RENEWABLE_CATEGORIES
 
     @property
     def terms(self) -> Terms:

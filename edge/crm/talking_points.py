@@ -31,6 +31,17 @@ REASONS = {
               "{share}% of customers like this ({segment}) hold {name}"),
     "peers_recent": ("近一年{share}%的同类客户（{segment}）买了{name}",
                      "{share}% of customers like this ({segment}) bought {name} in the last year"),
+    "peers_take_up": ("近一年同类客户（{segment}）新开的产品中{share}%是{name}",
+                      "{share}% of the products customers like this ({segment}) took up in the last year "
+                      "were {name}"),
+    "peers_everyone": ("近一年所有客户新开的产品中{share}%是{name}",
+                       "{share}% of all the products customers took up in the last year were {name}"),
+    "renewal": ("客户持有的{name}于{on}到期（约{band}），可续作",
+                "The customer's {name} matures on {on} (about {band}): renew it"),
+    "top_up": ("客户已持有{name}（约{band}），可续作或追加",
+               "The customer already holds {name} (about {band}): renew or top it up"),
+    "pattern": ("持有{from_name}的客户开通{name}的比例是平均的{lift}倍",
+                "Customers who hold {from_name} take up {name} {lift}× as often as average"),
 }
 
 EVENTS = {
@@ -98,7 +109,18 @@ def reason(rec: Recommended, names: dict[str, Product], today: date, language: s
         on = say_date(date.fromisoformat(str(facts["on"])), today, language) if facts.get("on") else ""
         return pick(REASONS[rec.why], language).format(
             from_name=from_name, on=on, band=amount_band(float(facts["amount"]), language), name=name)
-    key = "peers_recent" if facts.get("recent") else "peers"
+    if rec.why == "renewal":
+        on = say_date(date.fromisoformat(str(facts["on"])), today, language) if facts.get("on") else ""
+        return pick(REASONS["renewal" if on else "top_up"], language).format(
+            on=on, band=amount_band(float(facts.get("amount", 0)), language), name=name)
+    if rec.why == "pattern":
+        source = names.get(str(facts.get("from_product", "")))
+        return pick(REASONS["pattern"], language).format(
+            from_name=source.name(language) if source else str(facts.get("from_product", "")),
+            name=name, lift=facts.get("lift", ""))
+    basis = facts.get("basis")
+    key = "peers_take_up" if basis == "take_up" else "peers_everyone" if basis == "everyone" else (
+        "peers_recent" if facts.get("recent") else "peers")
     segment = facts.get("segment_en" if language == "en" else "segment_zh", "")
     return pick(REASONS[key], language).format(share=facts.get("share", 0), segment=segment, name=name)
 
