@@ -110,7 +110,11 @@ class AuditLog(StoreBase):
 
     def _seal_after_migration(self) -> None:
         """Right after the migration to keyed entries (and only once the key is known to be the
-        store's): one MAC'd entry vouches for every plain-hash entry before it."""
+        store's): one MAC'd entry vouches for every plain-hash entry before it.  Opening a store
+        takes no write lock unless this is due (a reader must open while another process writes)."""
+        pending = "SELECT 1 FROM meta WHERE key = 'audit_seal_pending'"
+        if self._conn.execute(pending).fetchone() is None:
+            return
         with self.transaction() as c:
             if c.execute("DELETE FROM meta WHERE key = 'audit_seal_pending'").rowcount == 0:
                 return
