@@ -395,7 +395,7 @@ def test_camera_dies_returns_with_another_resolution_and_a_corrupt_frame(rig: Ri
         daemon.stop()
         pad.close()
     messages = [r.getMessage() for r in caplog.records]
-    restarts = [m for m in messages if m.startswith("camera lobby-1:") and "restarting" in m]
+    restarts = [m for m in messages if m.startswith("camera lobby-1:") and "reconnecting in" in m]
     assert len(restarts) >= 3, restarts  # died, could not reopen, corrupted frame
     assert any("undecodable frame" in m for m in restarts)
     assert all("()" not in m for m in restarts), "a restart without its reason"
