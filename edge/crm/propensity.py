@@ -142,7 +142,7 @@ class Timeline:
         and (with real amounts) the amount per category."""
         risk = self.risk if risk is None else risk
         held = state.held[:, : len(self.products)]
-        cols = [held, state.had, risk[:, None], state.held.any(axis=1, keepdims=True)]
+        cols: list[npt.ArrayLike] = [held, state.had, risk[:, None], state.held.any(axis=1, keepdims=True)]
         if self.real_amounts:  # in half-steps of log(amount): a handful of levels per category
             cols.append(np.round(2 * np.log1p(np.maximum(state.amounts, 0.0))) / 2)
         return np.hstack(cols).astype(np.float16)  # every value is exact in half precision

@@ -144,7 +144,7 @@ class Recommender:
         self.segments = Segments(now, catalogue, self.cfg.segments)
         self._seg_of_customer = list(self.segments.keys)
         r = self.propensity.rows
-        past = Profiles(r.held, r.amounts, r.products_held, tl.risk[r.customer],
+        past = Profiles(r.held, r.amounts.astype(np.float64), r.products_held, tl.risk[r.customer],
                         np.asarray(tl.tiers)[r.customer])
         past_keys = self.segments.assign(past) if len(r.customer) else []
         self._prior: dict[str, FloatArray] = {}

@@ -178,7 +178,7 @@ class Segments:
             # the fitted group's name only where it is true of the row (it holds those products)
             fits = np.full(len(idx), bool(key))
             if products:
-                fits &= p.held[np.ix_(idx, products)].all(axis=1)
+                fits &= p.held[np.ix_(idx, np.asarray(products, dtype=np.intp))].all(axis=1)
             keys[idx] = np.where(fits, key, plain[1])
         return [str(k) for k in keys]
 
