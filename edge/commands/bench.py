@@ -15,7 +15,7 @@ BENCHES = (
     "edge.tools.bench.pipeline",
     "edge.tools.bench.notify",
     "edge.tools.bench.counter",
-    "edge.crm.bench",
+    "edge.tools.bench.recommender",
 )
 
 

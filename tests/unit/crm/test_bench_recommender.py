@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from edge.cli import main
-from edge.crm.bench import BENCH_DAY, PRODUCTS, synthetic_crm
+from edge.tools.bench.recommender import BENCH_DAY, PRODUCTS, synthetic_crm
 
 
 def test_the_synthetic_crm_has_styles_history_and_no_future() -> None:
