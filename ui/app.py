@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from PyQt6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
+from PyQt6.QtCore import QCoreApplication, QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PyQt6.QtWidgets import QApplication
 
 from ui.bridge import PadBridge
@@ -54,6 +54,36 @@ class PadApp:
         self.link.stop()
 
 
+class StopOnSignal:
+    """SIGINT and SIGTERM end the window's loop with exit code 0 (Ctrl-C, systemd, the demo).
+
+    A signal can come before the loop runs (right after the link connects, on a busy machine),
+    when ``QApplication.quit()`` does nothing: the request is kept, and the ticker, which lets
+    Python see signals while Qt's loop runs, ends the loop as soon as it is running."""
+
+    def __init__(self, qt_app: QCoreApplication) -> None:
+        self.qt_app = qt_app
+        self.requested = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.on_signal)
+
+    def on_signal(self, *_: object) -> None:
+        self.requested = True
+        self.qt_app.quit()
+
+    def on_tick(self) -> None:
+        if self.requested:
+            self.qt_app.quit()
+
+    def ticker(self, interval_ms: int = 250) -> QTimer:
+        timer = QTimer()
+        timer.timeout.connect(self.on_tick)
+        timer.start(interval_ms)
+        return timer
+
+
 def quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str | None) -> None:
     # The offscreen platform warns on every top-level window with a layout; nothing to act on.
     if message and "does not support propagateSizeHints" in message:
@@ -78,8 +108,8 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     sys.excepthook = _log_unhandled
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     # Before anything connects: a SIGTERM right after "connected" must still exit 0.
-    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, systemd, the demo: a clean exit 0
-        signal.signal(signum, lambda *_: qt_app.quit())
+    stop = StopOnSignal(qt_app)
+    stop.install()
     pad = PadApp(config, language)
     if screenshot_dir is not None:
         CardShooter(pad, screenshot_dir, exit_after).attach()
@@ -88,10 +118,9 @@ def run_gui(config: PadConfig, language: str | None, screenshot_dir: Path | None
     pad.start()
     if started is not None:
         started(pad)
-    ticker = QTimer()  # lets Python see the signals while Qt's loop runs
-    ticker.start(250)
-    ticker.timeout.connect(lambda: None)
+    ticker = stop.ticker()
     try:
         return int(qt_app.exec())
     finally:
+        ticker.stop()
         pad.stop()
