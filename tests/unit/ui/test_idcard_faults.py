@@ -270,3 +270,19 @@ def test_mutated_text_blocks_give_a_card_or_a_card_read_error(data: st.DataObjec
     session = ReaderSession(ScriptedReader([*GOOD, reply]), FAST)
     with contextlib.suppress(CardReadError):
         session.read_card(wait=0.0)
+
+
+def test_a_port_whose_other_end_went_away_is_a_clean_port_error() -> None:
+    """A pseudo-terminal whose other end has closed fails a flush with termios.error, not OSError."""
+    import os
+
+    master, slave = os.openpty()
+    transport = SerialTransport(os.ttyname(slave), 115200)
+    os.close(slave)
+    os.close(master)
+    try:
+        with pytest.raises(CardReadError) as err:
+            transport.discard_input()
+        assert err.value.code == "port_unavailable"
+    finally:
+        transport.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import termios
 import time
 from typing import Protocol
 
@@ -70,13 +71,14 @@ class SerialTransport:
                                            stopbits=1, timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise CardReadError(f"cannot open the reader on {port}: {exc}", "port_unavailable") from exc
-        self._error = serial.SerialException
+        # a pseudo-terminal whose other end has gone fails flushes with termios.error (EIO)
+        self._error: tuple[type[Exception], ...] = (serial.SerialException, termios.error, OSError)
 
     def write(self, frame: bytes) -> None:
         try:
             self._port.write(frame)
             self._port.flush()
-        except (self._error, OSError) as exc:
+        except self._error as exc:
             raise CardReadError(f"the reader connection failed: {exc}", "port_unavailable") from exc
 
     def read(self, timeout: float) -> bytes:
@@ -86,13 +88,13 @@ class SerialTransport:
             if not first:
                 return b""
             return first + self._port.read(self._port.in_waiting)
-        except (self._error, OSError) as exc:
+        except self._error as exc:
             raise CardReadError(f"the reader connection failed: {exc}", "port_unavailable") from exc
 
     def discard_input(self) -> None:
         try:
             self._port.reset_input_buffer()
-        except (self._error, OSError) as exc:
+        except self._error as exc:
             raise CardReadError(f"the reader connection failed: {exc}", "port_unavailable") from exc
 
     def close(self) -> None:
