@@ -46,6 +46,8 @@ MONTHS = 18  # months of history learnt from
 MIN_TAKE_UPS = 8  # fewer take-ups of a product than this: its plain rate, no model
 MAX_ROWS = 120_000  # rows per product model; more non-buyers are sampled (log-odds corrected)
 SMALL_ROWS = 100_000  # training rows below which the models are fitted on one thread
+TREND_MONTHS = 2  # each product's scores are recalibrated to its take-ups in the last months
+TREND_PRIOR = 5.0  # take-ups: a product seldom taken up recently keeps most of its learnt level
 LIFT_MIN_ROWS = 30  # co-holding lift is quoted only from this many holders
 LIFT_MIN_TAKE_UPS = 3
 
@@ -230,6 +232,8 @@ class Propensity:
             for j in range(p):
                 if self.take_ups[j] >= MIN_TAKE_UPS and at_risk[j] > self.take_ups[j]:
                     self.models[j] = _fit_one(rows.x, self.columns, ~eligible[:, j], target[:, j], rng)
+        self.trend = np.ones(p)  # what scores() uses before the recalibration: the models as fitted
+        self.trend = self._recent_trend(rows, eligible, target)
         self.lift_rate, self.lift_count, self.lift_rows = _co_holding(rows)
         month_of = (as_of.toordinal() - timeline.take_day) // 31
         self.overlap = co_acquisition(
@@ -237,6 +241,18 @@ class Propensity:
                 (int(m) for m in month_of), strict=True), p)
         self.recent_take_ups = rows.taken[rows.month <= 12].sum(axis=0)
         self.training_rows = len(rows.customer)
+
+    def _recent_trend(self, rows: TrainingRows, eligible: BoolArray, target: BoolArray) -> FloatArray:
+        """Per product: take-ups in the last ``TREND_MONTHS`` months over what the models expect
+        for them, both with ``TREND_PRIOR`` added.  The models weigh every month alike, so a product
+        on its way out (or up) would keep the level of its average month; this puts it at its
+        current one, and leaves the order among customers to the model."""
+        recent = np.flatnonzero(rows.month <= TREND_MONTHS)
+        if not len(recent):
+            return np.ones(len(self.products))
+        expected = (self.scores(rows.x[recent]) * eligible[recent]).sum(axis=0)
+        actual = (target[recent] & eligible[recent]).sum(axis=0)
+        return np.asarray((actual + TREND_PRIOR) / (expected + TREND_PRIOR), dtype=np.float64)
 
     def drop_rows(self) -> None:
         """Forget the training rows once the segments have their priors (they are most of the
@@ -250,7 +266,7 @@ class Propensity:
         for j, (model, offset) in self.models.items():
             if len(x):
                 out[:, j] = _corrected(model.predict_proba(x)[:, 1], offset)
-        return out
+        return np.asarray(out * self.trend[None, :], dtype=np.float64)
 
     def best_lift(self, held: Iterable[int], j: int) -> tuple[int, float, int] | None:
         """The held product whose holders take up ``j`` most often relative to everyone:

@@ -154,8 +154,9 @@ class Recommender:
         for key, idx in _groups(past_keys):
             taken = r.taken[idx].sum(axis=0).astype(np.float64)
             exposure = (~r.held[idx]).sum(axis=0).astype(np.float64)
-            self._prior[key] = np.asarray([smoothed_rate(taken[j], exposure[j], base[j], PRIOR_STRENGTH)
-                                           for j in range(len(base))])
+            # at the products' current levels, as the models' scores are (Propensity.trend)
+            self._prior[key] = self.propensity.trend * np.asarray(
+                [smoothed_rate(taken[j], exposure[j], base[j], PRIOR_STRENGTH) for j in range(len(base))])
             last_year = r.taken[idx[recent[idx]]].sum(axis=0).astype(np.float64)
             self._take_up_share[key] = (last_year, float(last_year.sum()))
         self._members_holding = {key: now.held[idx].mean(axis=0)
@@ -181,7 +182,7 @@ class Recommender:
         """Model scores, leaning on the segment's take-up rates for little history:
         weight h / (h + 1) on the model for h products held or taken up."""
         out = model.copy()
-        base = self.propensity.base_rate
+        base = self.propensity.base_rate * self.propensity.trend
         for i, key in enumerate(keys):
             w = history[i] / (history[i] + 1.0)
             if w < 1.0:

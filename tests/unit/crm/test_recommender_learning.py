@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import random
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,11 +15,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.config import CrmConfig
+from edge.core.ranking import add_months
 from edge.crm.evaluation import evaluate_recommender
+from edge.crm.history import Population
 from edge.crm.recommend import Recommender
-from edge.crm.records import CrmStore, HoldingRecord
+from edge.crm.records import CrmStore, HoldingRecord, TransactionRecord
 from edge.crm.talking_points import reason
-from tests.unit.crm.recommender_world import AS_OF, CATEGORY, PRODUCTS, customer, population, write_store
+from tests.unit.crm.recommender_world import (
+    AS_OF,
+    CATEGORY,
+    PRODUCTS,
+    START,
+    customer,
+    population,
+    write_store,
+)
 
 PRODUCT_IDS = [p.product_id for p in PRODUCTS]
 RENEWABLE = {p.product_id for p in PRODUCTS if p.renewable}
@@ -121,3 +132,30 @@ def test_evaluation_reports_map_coverage_and_both_baselines(tmp_path: Path) -> N
     assert report["customers_evaluated"] > 50
     for key in ("new_product_hit_rate_at_3", "map_at_7"):
         assert ours[key] > unheld[key] and ours[key] > popular[key]
+
+
+def test_a_product_no_longer_taken_up_ranks_below_one_taken_up_now() -> None:
+    """Cards were taken up three times as often as savings accounts for most of the year and
+    not at all in its last three months: the card's average month no longer describes it."""
+    rng = random.Random(3)
+    products = {p.product_id: p for p in PRODUCTS}
+    people = {f"T{i:03d}": customer(f"T{i:03d}", "大众") for i in range(400)}
+    holdings = {cid: [HoldingRecord(f"H-{cid}", cid, "CUR", "current", 1000.0, START, None)]
+                for cid in people}
+    buys: dict[str, list[TransactionRecord]] = {}
+    for cid in people:
+        held: set[str] = set()
+        for m in range(1, 12):
+            day = add_months(START, m)
+            for pid, p in (("CARD", 0.15 if m <= 8 else 0.0), ("SAVE", 0.05)):
+                if pid not in held and rng.random() < p:
+                    held.add(pid)
+                    buys.setdefault(cid, []).append(
+                        TransactionRecord(f"T-{cid}-{pid}", cid, day, pid, CATEGORY[pid], 1000.0, "buy"))
+    people["FRESH"] = customer("FRESH", "大众")
+    holdings["FRESH"] = [HoldingRecord("H-FRESH", "FRESH", "CUR", "current", 1000.0, START, None)]
+    rec = Recommender(Population(people, products, buys, holdings), CrmConfig(), as_of=AS_OF)
+    card, save = rec.index["CARD"], rec.index["SAVE"]
+    assert rec.propensity.trend[card] < 0.5 < rec.propensity.trend[save]
+    ranked = [r.product_id for r in rec.recommend("FRESH", AS_OF)]
+    assert ranked.index("SAVE") < ranked.index("CARD")
