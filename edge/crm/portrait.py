@@ -2,12 +2,17 @@
 offer and what to say, from the CRM tables.
 
 ``PortraitBuilder`` keeps one fitted recommender and refits it when the CRM
-data changes (an import bumps ``data_version``) or the day changes.  It is
-safe to call from the daemon's threads.
+data changes (an import bumps ``data_version``: at once, so an imported
+customer has a portrait on their next arrival) or the day changes (in the
+background: fitting takes tens of seconds on a large CRM, and the first
+arrival of the day is served by yesterday's model rather than wait for it;
+the lists still use today's date for suitability and triggers).  It is safe
+to call from the daemon's threads.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +28,8 @@ from edge.crm.recommend import ASSESSMENT_PRODUCT, Population, Recommended, Reco
 from edge.crm.records import CrmCustomer, CrmStore, HoldingRecord
 from edge.crm.talking_points import event_point, reason, talking_points
 from mqtt.messages import Holding, Interaction, LifeEvent, Portrait, Recommendation
+
+log = logging.getLogger(__name__)
 
 AssessmentState = Literal["valid", "expiring", "expired", "missing"]
 RECENT_INTERACTIONS = 3
@@ -62,23 +69,66 @@ class PortraitBuilder:
         self.cfg = cfg
         self._lock = threading.Lock()
         self._fitted: tuple[int, date, Recommender | None] | None = None
+        self._swap = threading.Lock()  # guards _fitted, _refit_thread and _refit_failed
+        self._refit_thread: threading.Thread | None = None
+        self._refit_failed: tuple[int, date] | None = None  # not retried until the day or data change
 
     @classmethod
     def open(cls, cfg: EdgeConfig, path: Path | None = None) -> PortraitBuilder:
         return cls(CrmStore.open(path or cfg.crm.path or cfg.store.path), cfg.crm)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 120.0) -> None:
+        refit = self._refit_thread
+        if refit is not None:
+            refit.join(timeout)
         self.crm.close()
 
     def recommender(self, today: date) -> Recommender | None:
         """The fitted recommender, or None while the CRM holds no customers."""
         version = self.crm.data_version()
-        if self._fitted is None or self._fitted[:2] != (version, today):
+        with self._swap:
+            fitted = self._fitted
+            if fitted is not None and fitted[:2] == (version, today):
+                return fitted[2]
+            if fitted is not None and fitted[0] == version and fitted[2] is not None:
+                self._start_refit(version, today)  # only the day changed: yesterday's model serves
+                return fitted[2]
+        with self.crm.lock:
+            pop = Population.load(self.crm)
+        rec = Recommender(pop, self.cfg, as_of=today) if pop.customers else None
+        with self._swap:
+            self._fitted = (version, today, rec)
+        return rec
+
+    def wait_for_refit(self, timeout: float | None = None) -> None:
+        """Until a background refit has finished (tests, and an orderly stop)."""
+        refit = self._refit_thread
+        if refit is not None:
+            refit.join(timeout)
+
+    def _start_refit(self, version: int, today: date) -> None:
+        running = self._refit_thread is not None and self._refit_thread.is_alive()
+        if running or self._refit_failed == (version, today):
+            return
+        self._refit_thread = threading.Thread(target=self._refit, args=(version, today),
+                                              name="recommender-refit", daemon=True)
+        self._refit_thread.start()
+
+    def _refit(self, version: int, today: date) -> None:
+        """Background thread: fit for ``today``; swapped in unless the data changed meanwhile."""
+        try:
             with self.crm.lock:
+                if self.crm.data_version() != version:
+                    return  # an import came first: the next arrival refits for it at once
                 pop = Population.load(self.crm)
-                fitted = Recommender(pop, self.cfg, as_of=today) if pop.customers else None
-                self._fitted = (version, today, fitted)
-        return self._fitted[2]
+            rec = Recommender(pop, self.cfg, as_of=today) if pop.customers else None
+            with self._swap:
+                if self._fitted is not None and self._fitted[0] == version:
+                    self._fitted = (version, today, rec)
+        except Exception:  # the day's lists stay yesterday's model's; retried when the day or data change
+            log.exception("refitting the recommender for %s failed; yesterday's model stays", today)
+            with self._swap:
+                self._refit_failed = (version, today)
 
     def build(self, customer_id: str, today: date, visit_id: str | None = None,
               rm_id: str = "") -> PortraitBundle | None:

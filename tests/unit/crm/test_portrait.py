@@ -222,3 +222,41 @@ def test_empty_crm_gives_no_portrait_and_arrivals_still_build(tmp_path):
         assert arrival.recommendations == []
     finally:
         builder.close()
+
+
+def test_a_new_day_is_served_by_yesterdays_model_while_todays_is_fitted(builder: PortraitBuilder) -> None:
+    yesterday = builder.recommender(TODAY)
+    tomorrow = TODAY + timedelta(days=1)
+    assert builder.recommender(tomorrow) is yesterday  # no arrival waits for a fit
+    builder.wait_for_refit()
+    fitted = builder.recommender(tomorrow)
+    assert fitted is not yesterday and fitted is not None and fitted.as_of == tomorrow
+
+
+def test_an_import_refits_at_once_so_an_imported_customer_has_a_portrait(builder: PortraitBuilder,
+                                                                        tmp_path: Path) -> None:
+    assert builder.recommender(TODAY) is not None
+    (tmp_path / "new.csv").write_text(
+        "customer_id,name,tier,assigned_rm,risk_level,risk_expires_on\nC3,张三,贵宾,RM-02,C3,2028-01-01\n",
+        encoding="utf-8")
+    assert not import_file(builder.crm, "customers", tmp_path / "new.csv").rejected
+    bundle = builder.build("C3", TODAY + timedelta(days=1))
+    assert bundle is not None and bundle.portrait.risk_level == "C3"
+
+
+def test_a_failed_background_refit_keeps_yesterdays_model_and_is_logged_once(
+        builder: PortraitBuilder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from edge.crm import portrait
+
+    yesterday = builder.recommender(TODAY)
+
+    def broken(*_: object, **__: object) -> None:
+        raise MemoryError("the branch PC ran out of memory")
+
+    monkeypatch.setattr(portrait, "Recommender", broken)
+    tomorrow = TODAY + timedelta(days=1)
+    for _ in range(3):
+        assert builder.recommender(tomorrow) is yesterday
+        builder.wait_for_refit()
+    assert sum("refitting the recommender" in r.getMessage() for r in caplog.records) == 1
+    assert builder.build("C1", tomorrow) is not None
