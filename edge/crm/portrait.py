@@ -72,16 +72,18 @@ class PortraitBuilder:
         self._swap = threading.Lock()  # guards _fitted, _refit_thread and _refit_failed
         self._refit_thread: threading.Thread | None = None
         self._refit_failed: tuple[int, date] | None = None  # not retried until the day or data change
+        self._closed = False
 
     @classmethod
     def open(cls, cfg: EdgeConfig, path: Path | None = None) -> PortraitBuilder:
         return cls(CrmStore.open(path or cfg.crm.path or cfg.store.path), cfg.crm)
 
-    def close(self, timeout: float = 120.0) -> None:
-        refit = self._refit_thread
-        if refit is not None:
-            refit.join(timeout)
-        self.crm.close()
+    def close(self) -> None:
+        # A background refit reading the CRM finishes its read first; one still fitting is left
+        # to end on its own (it no longer touches the CRM), so a stop is never held up by a fit.
+        with self.crm.lock:
+            self._closed = True
+            self.crm.close()
 
     def recommender(self, today: date) -> Recommender | None:
         """The fitted recommender, or None while the CRM holds no customers."""
@@ -118,8 +120,8 @@ class PortraitBuilder:
         """Background thread: fit for ``today``; swapped in unless the data changed meanwhile."""
         try:
             with self.crm.lock:
-                if self.crm.data_version() != version:
-                    return  # an import came first: the next arrival refits for it at once
+                if self._closed or self.crm.data_version() != version:
+                    return  # closed, or an import came first: the next arrival refits for it at once
                 pop = Population.load(self.crm)
             rec = Recommender(pop, self.cfg, as_of=today) if pop.customers else None
             with self._swap:
