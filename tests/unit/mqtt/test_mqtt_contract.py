@@ -10,14 +10,30 @@ import types
 import typing
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mqtt import client as client_module
 from mqtt import codec, jsonschema, topics
-from mqtt.messages import BY_SCHEMA, ID_PATTERN, MESSAGE_TYPES, Claim, DeviceStatus, Message
+from mqtt.client import MAX_EXPIRY_INTERVAL_S, BranchClient, Identity
+from mqtt.config import MqttConfig
+from mqtt.messages import (
+    BY_SCHEMA,
+    ID_PATTERN,
+    MESSAGE_TYPES,
+    Arrival,
+    Claim,
+    CustomerCard,
+    DeviceStatus,
+    Message,
+    Outcome,
+    Portrait,
+    Retraction,
+)
 
 ID_CHARS = string.ascii_letters + string.digits + "_-"
 ids = st.text(ID_CHARS, min_size=1, max_size=64)
@@ -126,6 +142,26 @@ def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) ->
     assert err.value.reason == reason
 
 
+def an_outcome(note: str) -> Outcome:
+    return Outcome(branch_id="b1", arrival_id=str(uuid.uuid4()), visit_id=str(uuid.uuid4()),
+                   customer_id="c-42", rm_id="rm-7", device_id="pad-rm-1", result="contacted", note=note)
+
+
+def test_a_text_field_is_limited_to_its_declared_max_length() -> None:
+    # Outcome.note is text(500): the limit travels in the field's metadata to the decoder.
+    (note,) = [f for f in dataclasses.fields(Outcome) if f.name == "note"]
+    assert note.metadata["max_length"] == 500
+    exact = an_outcome("x" * 500)
+    assert codec.decode(codec.encode(exact)) == exact
+    body = codec.to_dict(an_outcome(""))
+    body["note"] = "x" * 501
+    with pytest.raises(codec.DecodeError) as err:
+        codec.decode(json.dumps(body).encode())
+    assert err.value.reason == "too_long"
+    with pytest.raises(codec.EncodeError):
+        codec.encode(an_outcome("x" * 501))
+
+
 def test_oversize_payload_is_rejected_before_parsing() -> None:
     payload = codec.encode(a_claim())
     assert codec.decode(payload, max_bytes=len(payload)) == codec.decode(payload)
@@ -178,6 +214,52 @@ def test_expiring_messages_expire_at_their_expiry(msg: Any) -> None:
 def test_arrivals_requests_and_escalations_expire() -> None:
     assert {c.SCHEMA for c in EXPIRING} == {"arrival", "retraction", "auth_request", "auth_escalation"}
     assert set(BY_SCHEMA) == {c.SCHEMA for c in MESSAGE_TYPES}
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def an_arrival(customer_id: str, seen_at: datetime) -> Arrival:
+    card = CustomerCard(customer_id=customer_id, display_name="王女士", tier="gold",
+                        masked_id_number="110105********0012", masked_account="6222********1234")
+    return Arrival(branch_id="b1", expires_at=seen_at + timedelta(minutes=15), visit_id=str(uuid.uuid4()),
+                   camera_id="cam-1", seen_at=seen_at, customer=card,
+                   portrait=Portrait(segment="retail", aum_band="1-5m", risk_level="R3"))
+
+
+def test_a_retraction_covers_the_customers_arrivals_up_to_the_erasure_and_those_it_names() -> None:
+    retraction = Retraction(branch_id="b1", expires_at=T0 + timedelta(minutes=15), customer_id="c-1",
+                            erased_at=T0)
+    assert retraction.covers(an_arrival("c-1", T0 - timedelta(seconds=30)))
+    assert retraction.covers(an_arrival("c-1", T0))  # seen at the erasure itself
+    assert not retraction.covers(an_arrival("c-1", T0 + timedelta(seconds=1)))  # enrolled again
+    assert not retraction.covers(an_arrival("c-2", T0 - timedelta(seconds=30)))  # another customer
+    named = an_arrival("c-2", T0 + timedelta(seconds=60))
+    by_id = dataclasses.replace(retraction, arrival_ids=[named.id])
+    assert by_id.covers(named)
+    assert not by_id.covers(an_arrival("c-2", T0 + timedelta(seconds=60)))  # another visit of c-2
+
+
+@pytest.mark.parametrize(("protocol", "expected"), [("5", 600), ("3.1.1", None)])
+def test_publish_properties_carry_the_message_expiry_only_with_mqtt_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: str, expected: int | None
+) -> None:
+    config = MqttConfig.model_validate({"protocol": protocol, "device_id": "pad-rm-1",
+                                        "outbox_path": tmp_path / "outbox.db"})
+    client = BranchClient(config, Identity("b1", "pad-rm-1", "rm"))
+    try:
+        monkeypatch.setattr(client_module, "time", types.SimpleNamespace(time=lambda: 1_000.0))
+        def interval(expires_at: float | None) -> int | None:
+            props = client._expiry_props(expires_at)
+            return None if props is None else int(props.MessageExpiryInterval)
+
+        assert interval(1_600.0) == expected
+        assert interval(None) is None  # a message that does not expire
+        if protocol == "5":
+            assert interval(900.0) == 1  # already past its expiry: the shortest, never 0 (none)
+            assert interval(1e12) == MAX_EXPIRY_INTERVAL_S  # a four-byte field
+    finally:
+        client.outbox.close()
 
 
 def test_shipped_json_schemas_equal_the_generated_ones() -> None:
