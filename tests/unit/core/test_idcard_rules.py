@@ -108,6 +108,18 @@ def test_card_issued_on_29_february_may_end_on_28_february_or_1_march(end: str) 
     assert codes(facts, dt.date(2010, 1, 1)) == []
 
 
+
+def test_a_foreigner_card_holder_gets_ten_years_from_the_18th_birthday_on() -> None:
+    card = FACTS[4]  # the 2023 foreigner card, born 1988-12-31
+    assert card.birth == "19881231"
+    on_the_day = replace(card, valid_from="20061231", valid_to="20161231")  # 18 at issue: 10 years
+    assert codes(on_the_day, dt.date(2010, 1, 1)) == []
+    day_before = replace(card, valid_from="20061230", valid_to="20161230")  # 17 at issue: 5 years
+    assert codes(day_before, dt.date(2010, 1, 1)) == ["validity_age_class"]
+    assert codes(replace(day_before, valid_to="20111230"), dt.date(2010, 1, 1)) == []
+    for flag in (rules.FOREIGN_2017, rules.FOREIGN_2023):
+        assert (rules.expected_years(flag, 17), rules.expected_years(flag, 18)) == (5, 10)
+
 def test_age_class_mismatch_is_only_a_warning() -> None:
     problems = validate_facts(resident("19900101", "20200101", "长期"), TODAY)
     assert [p.severity for p in problems] == ["warning"]

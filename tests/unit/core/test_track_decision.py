@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.core.gallery import CustomerScore
-from edge.core.track_decision import FrameEvidence, TrackEvidence, aggregate
+from edge.core.track_decision import FrameEvidence, TrackEvidence, aggregate, agreeing_frames
 
 THRESHOLD, MARGIN = 0.44, 0.05
 
@@ -35,6 +35,16 @@ def test_accepts_after_min_frames_agreeing_frames():
     states = feed(TrackEvidence(rule.window), [frame(alice=0.6, bob=0.2)] * 3, rule)
     assert states == ["pending", "pending", "accepted"]
 
+
+
+def test_a_score_exactly_at_the_threshold_is_accepted() -> None:
+    at = frame(alice=THRESHOLD, bob=0.2)
+    assert agreeing_frames([at, at], "alice", THRESHOLD) == 2
+    assert agreeing_frames([frame(alice=THRESHOLD - 1e-9, bob=0.2)], "alice", THRESHOLD) == 0
+    rule = Rule(min_frames=2)
+    track = TrackEvidence(rule.window)
+    assert feed(track, [at] * 2, rule) == ["pending", "accepted"]
+    assert track.customer_id == "alice"
 
 @given(lucky=st.floats(0.45, 1.0), rest=st.lists(st.floats(-0.2, 0.3), min_size=1, max_size=12))
 def test_one_lucky_frame_never_identifies(lucky, rest):

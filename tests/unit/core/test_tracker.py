@@ -19,6 +19,18 @@ def test_iou_is_symmetric_and_bounded(a, b):
     assert abs(iou(a, a) - 1.0) < 1e-9
 
 
+
+def test_iou_of_boxes_without_area_is_zero_not_a_division_by_zero() -> None:
+    point = (5.0, 5.0, 5.0, 5.0)
+    assert iou(point, point) == 0.0  # zero union: nothing to overlap
+    assert iou((0.0, 0.0, 0.0, 10.0), (0.0, 0.0, 0.0, 10.0)) == 0.0  # zero width
+    assert iou((0.0, 0.0, 10.0, 0.0), (5.0, 0.0, 20.0, 0.0)) == 0.0  # zero height
+    assert iou((10.0, 10.0, 0.0, 0.0), (10.0, 10.0, 0.0, 0.0)) == 0.0  # inverted corners
+    # A union below one pixel is still a union: the same tiny box overlaps itself fully.
+    tiny = (0.0, 0.0, 0.5, 0.5)
+    assert iou(tiny, tiny) == 1.0
+    assert iou(tiny, (0.25, 0.0, 0.75, 0.5)) == 0.125 / 0.375
+
 @given(start=boxes, step=st.tuples(st.floats(-0.3, 0.3), st.floats(-0.3, 0.3)), grow=st.floats(0, 0.03),
        frames=st.integers(2, 40))
 def test_a_face_moving_smoothly_keeps_one_track(start, step, grow, frames):
