@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import cv2
 import numpy as np
@@ -49,6 +50,56 @@ def test_progressive_jpeg_and_real_photos(data_dir) -> None:
         assert (header.height, header.width) == image.shape[:2]
         assert jpeg_end(data) == len(data)
 
+
+
+def decoded_size(data: bytes) -> tuple[int, int]:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    return image.shape[1], image.shape[0]
+
+
+def test_bmp_top_down_and_os2_headers() -> None:
+    # OpenCV writes a bottom-up BITMAPINFOHEADER; a negative height is a top-down bitmap.
+    top_down = bytearray(encoded(".bmp"))
+    assert struct.unpack_from("<Iii", top_down, 14) == (40, 37, 23)
+    struct.pack_into("<i", top_down, 22, -23)
+    assert (read_header(bytes(top_down)).width, read_header(bytes(top_down)).height) == (37, 23)
+    assert decoded_size(bytes(top_down)) == (37, 23)
+    # OS/2 BITMAPCOREHEADER (12 bytes): unsigned 16-bit width and height at 18 and 20.
+    row = (37 * 3 + 3) // 4 * 4
+    pixels = bytes(row * 23)
+    os2 = b"BM" + struct.pack("<IHHI", 26 + len(pixels), 0, 0, 26) + struct.pack("<IHHHH", 12, 37, 23, 1, 24)
+    header = read_header(os2 + pixels)
+    assert (header.format, header.width, header.height) == ("bmp", 37, 23)
+    assert decoded_size(os2 + pixels) == (37, 23)
+
+
+def tiff(width: int, height: int, order: str, side_type: int) -> bytes:
+    """An uncompressed 8-bit grey TIFF, one strip, in either byte order; ``side_type`` 3 writes
+    the width and height as SHORT, 4 as LONG."""
+    pixels = bytes(width * height)
+    side = "H2x" if side_type == 3 else "I"
+    entries = [(256, side_type, side, width), (257, side_type, side, height), (258, 3, "H2x", 8),
+               (259, 3, "H2x", 1), (262, 3, "H2x", 1), (273, 4, "I", 0), (277, 3, "H2x", 1),
+               (278, 4, "I", height), (279, 4, "I", len(pixels))]
+    start = 8 + 2 + 12 * len(entries) + 4  # the pixels follow the one IFD
+    ifd = struct.pack(order + "H", len(entries)) + b"".join(
+        struct.pack(order + "HHI" + fmt, tag, kind, 1, start if tag == 273 else value)
+        for tag, kind, fmt, value in entries) + struct.pack(order + "I", 0)
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    return magic + struct.pack(order + "I", 8) + ifd + pixels
+
+
+@pytest.mark.parametrize(("width", "height", "order", "side_type"), [
+    (37, 23, "<", 3), (37, 23, ">", 3), (37, 23, "<", 4), (37, 23, ">", 4),
+    (70_000, 2, "<", 4), (2, 70_000, ">", 4),  # beyond 16 bits: only a LONG holds them
+])
+def test_tiff_sides_in_either_byte_order_as_short_or_long(width: int, height: int, order: str,
+                                                          side_type: int) -> None:
+    data = tiff(width, height, order, side_type)
+    header = read_header(data)
+    assert (header.format, header.width, header.height) == ("tiff", width, height)
+    assert decoded_size(data) == (width, height)
 
 @pytest.mark.parametrize("kind", sorted(BOMBS))
 def test_a_small_file_claiming_a_huge_canvas_is_too_large(kind: str) -> None:
