@@ -15,6 +15,7 @@ import base64
 import dataclasses
 import functools
 import logging
+import math
 import os
 from collections import deque
 from datetime import timedelta
@@ -300,6 +301,10 @@ class TellerPage(QWidget):
         amount_text = self.amount.text().strip().replace(",", "")
         try:
             amount = float(amount_text) if amount_text else None
+            # "nan" and "inf" parse, but the contract refuses them (the request would never be
+            # sent); a negative amount would pass under any supervisor limit.
+            if amount is not None and not (math.isfinite(amount) and amount >= 0):
+                raise ValueError(amount_text)
         except ValueError:
             return "auth.bad_amount"
         config = self.context.config

@@ -13,6 +13,7 @@ from PyQt6.QtCore import Qt
 from edge.core.auth_policy import policies_from_dict
 from edge.counter.policies import load_policies
 from edge.counter.service import scenarios_message
+from mqtt import codec
 from mqtt.messages import AuthEscalation, AuthRequest, AuthScenarios, utc_now
 from ui.bridge import PadBridge
 from ui.devices.idcard.samples import sample_cards
@@ -95,6 +96,45 @@ def test_a_request_expires_when_the_edge_would_no_longer_serve_it(qtbot) -> None
     assert before + timedelta(seconds=20) <= request.expires_at <= utc_now() + timedelta(seconds=20)
     assert request.card.card_type == "resident"  # the card's wire form, from the core's mapping
 
+
+
+def a_teller_with_a_card(qtbot) -> tuple[TellerPage, list[object]]:
+    ctx, bridge, sent = context("teller", "teller-1")
+    page = TellerPage(ctx)
+    qtbot.addWidget(page)
+    bridge.message_received.emit(scenarios_message("b1", BRANCH))
+    page.scenario.setCurrentIndex(1)  # card_replacement: a supervisor decides above 2,000 CNY
+    page.card = sample_cards(date.today())[0]
+    page.customer.setText("c-1")
+    return page, sent
+
+
+def test_the_amount_the_teller_types_travels_as_a_number(qtbot) -> None:
+    page, _sent = a_teller_with_a_card(qtbot)
+    qtbot.keyClicks(page.amount, " 2,500.50 ")  # thousands separators and spaces as people type them
+    request = page.build_request()
+    assert isinstance(request, AuthRequest) and request.scenario == "card_replacement"
+    assert request.amount == 2500.5 and isinstance(request.amount, float)
+    decoded = codec.decode(codec.encode(request))
+    assert isinstance(decoded, AuthRequest) and decoded.amount == 2500.5
+    for empty in ("", "   "):  # no amount: the request carries none (the limit does not apply)
+        page.amount.setText(empty)
+        request = page.build_request()
+        assert isinstance(request, AuthRequest) and request.amount is None
+
+
+def test_an_amount_that_is_not_a_sum_of_money_is_refused_before_sending(qtbot) -> None:
+    page, sent = a_teller_with_a_card(qtbot)
+    # NaN and infinity parse as floats but the contract refuses them (the request would never
+    # leave the outbox); a negative amount would pass under any supervisor limit.
+    for typed in ("12a", "1.2.3", "nan", "inf", "-1e400", "-2500"):
+        page.amount.setText(typed)
+        assert page.build_request() == "auth.bad_amount", typed
+    page.verify_button.click()
+    assert page.result.text() == "金额格式不正确" and sent == []
+    page.amount.setText("0")
+    request = page.build_request()
+    assert isinstance(request, AuthRequest) and request.amount == 0.0
 
 def test_the_supervisor_titles_escalations_with_the_edges_words(qtbot) -> None:
     ctx, bridge, _sent = context("supervisor", "sup-1")
