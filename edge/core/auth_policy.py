@@ -48,6 +48,7 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
                        "the face match score is low: a supervisor must confirm"),
     "supervisor_required": ("该业务须主管授权", "this transaction always needs a supervisor"),
     "amount_over_limit": ("金额超过自动授权上限", "the amount is over the automatic approval limit"),
+    "amount_invalid": ("金额无效", "the amount is not a sum of money (below zero)"),
     "escalation_not_allowed": ("该业务不允许主管远程授权", "this transaction cannot be escalated"),
     "all_checks_passed": ("全部核验通过", "all checks passed"),
     "supervisor_approved": ("主管已授权", "approved by a supervisor"),
@@ -210,6 +211,13 @@ def card_findings(policy: ScenarioPolicy, ev: Evidence) -> tuple[list[str], list
     return reject, escalate
 
 
+def amount_findings(ev: Evidence) -> list[str]:
+    """A terminal's amount below zero would pass under any limit: refused, whatever its form said."""
+    if ev.amount is not None and not (math.isfinite(ev.amount) and ev.amount >= 0):
+        return ["amount_invalid"]
+    return []
+
+
 def approval_findings(policy: ScenarioPolicy, ev: Evidence) -> list[str]:
     escalate = []
     if not policy.auto_approve:
@@ -228,7 +236,7 @@ def decide(policy: ScenarioPolicy, ev: Evidence) -> Decision:
     scores = scores_of(policy, ev)
     card_reject, card_escalate = card_findings(policy, ev)
     face_reject, face_escalate = face_findings(policy, ev)
-    reject = card_reject + face_reject
+    reject = card_reject + face_reject + amount_findings(ev)
     if reject:
         return Decision("reject", tuple(reject), scores)
     escalate = card_escalate + face_escalate + approval_findings(policy, ev)

@@ -58,6 +58,9 @@ RANK = {"reject": 0, "escalate": 1, "approve": 2}
     ({}, {"auto_approve": False}, "escalate", "supervisor_required"),
     ({"amount": 60000.0}, {"auto_approve_max_amount": 50000.0}, "escalate", "amount_over_limit"),
     ({"amount": 50000.0}, {"auto_approve_max_amount": 50000.0}, "approve", "all_checks_passed"),
+    ({"amount": -1.0}, {"auto_approve_max_amount": 50000.0}, "reject", "amount_invalid"),
+    ({"amount": -1.0}, {}, "reject", "amount_invalid"),
+    ({"amount": 0.0}, {"auto_approve_max_amount": 50000.0}, "approve", "all_checks_passed"),
     ({"live_scores": (0.1, 0.1, 0.1), "match_score": 0.9},
      {"checks": frozenset({"face_match", "account_holder"})}, "approve", "all_checks_passed"),
 ])
