@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 Role = Literal["edge", "rm", "teller", "supervisor", "central"]
 SESSION_EXPIRY_S = 7 * 86400  # MQTT 5: keep the session (queued QoS 1) for a week
 MAX_EXPIRY_INTERVAL_S = 2**32 - 1  # MQTT 5 Message Expiry Interval is a four-byte integer
+SUBSCRIBED_LINE = "subscribed to"  # logged with the count once the broker has acknowledged them
 
 
 class MqttError(Exception):
@@ -127,6 +128,7 @@ class BranchClient:
         client.will_set(self.topics.status(self.identity.device_id), encode(will), 1, True)
         client.on_socket_open = _no_delay
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -288,11 +290,20 @@ class BranchClient:
             return
         self._counts["connects"] += 1
         logger.info("connected to broker (session present: %s)", flags.session_present)
-        for topic in self._subscriptions:
-            client.subscribe(topic, qos=1)
+        if self._subscriptions:  # one SUBSCRIBE, so one SUBACK says when every topic is heard
+            client.subscribe([(topic, 1) for topic in self._subscriptions])
         self._publish_status("online")
         self._connected.set()
         self._wake.set()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: list[Any], props: Any) -> None:
+        # Messages published before this are not delivered on a first connection (a persistent
+        # session keeps them only once it exists): the demo waits for this line before sending.
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            logger.warning("broker refused %d of %d subscriptions: %s", len(refused), len(reasons),
+                           ", ".join(refused))
+        logger.info("%s %d topics", SUBSCRIBED_LINE, len(reasons) - len(refused))
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         """TCP or TLS refused (a revoked or foreign certificate fails the handshake)."""

@@ -4,6 +4,7 @@ apps, outcomes to the edge store, reconnects, malformed input, end-to-end latenc
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from PyQt6.QtCore import Qt
 
 from edge.crm.outcomes import OutcomeSink, record_outcome, record_visit
 from edge.crm.records import CrmStore
-from mqtt.client import BranchClient
+from mqtt.client import SUBSCRIBED_LINE, BranchClient
 from mqtt.codec import encode
 from mqtt.messages import Claim, utc_now
 from mqtt.provision.run import ProvisionResult
@@ -26,6 +27,7 @@ from tests.mqtt_fixtures import (  # noqa: F401 (fixtures)
     make_client,
     mosquitto_broker,
     provisioned_branch,
+    wait_until,
 )
 from ui.app import PadApp
 from ui.pages.rm import RmPage
@@ -276,3 +278,23 @@ def test_a_restarted_app_shows_the_same_feed_once(qtbot, start_pad, edge) -> Non
     edge.publish_raw(BranchTopics("b1").arrivals, encode(arrivals[1]))  # a late redelivery
     qtbot.waitUntil(lambda: again.link.receiver.stats().get("duplicates", 0) >= 1, timeout=WAIT_MS)
     assert listed(again) == ["c-1", "c-0"]
+
+
+def test_a_client_says_when_the_broker_has_acknowledged_its_subscriptions(  # type: ignore[no-untyped-def]
+        branch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What is published before this line is lost to a first connection: the demo waits for it."""
+    prov, _ = branch
+    topics = BranchTopics("b1")
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if SUBSCRIBED_LINE in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="mqtt.client"):
+        client = make_client(prov, "edge-1", tmp_path / "edge",
+                             subscriptions=(topics.outcomes, topics.claims))
+        client.start()
+        try:
+            assert wait_until(lambda: bool(said()), 30)
+        finally:
+            client.stop()
+    assert said() == [f"{SUBSCRIBED_LINE} 2 topics"]

@@ -27,9 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mqtt.client import SUBSCRIBED_LINE
 from mqtt.config import MqttConfig
 
-CONNECTED_LINE = "connected to broker"
+# the PAD hears arrivals once the broker has acknowledged its subscriptions
+CONNECTED_LINE = SUBSCRIBED_LINE
 LOG_TAIL = 12  # lines of the PAD's own log shown when it cannot start
 
 
