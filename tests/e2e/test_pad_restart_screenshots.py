@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mqtt.client import SUBSCRIBED_LINE
 from mqtt.provision.run import ProvisionResult
 from mqtt.receiver import Delivery
 from mqtt.topics import BranchTopics
@@ -65,7 +66,7 @@ def test_exit_after_counts_only_live_arrivals(provisioned_branch, edge, tmp_path
                                 stdout=subprocess.PIPE, stderr=err,
                                 env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     try:
-        assert wait_until(lambda: "connected to broker" in log.read_text() or proc.poll() is not None, 60)
+        assert wait_until(lambda: SUBSCRIBED_LINE in log.read_text() or proc.poll() is not None, 60)
         edge.publish(sample_arrival(provisioned_branch.branch_id, customer_id="c-live", seed=9))
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PyQt6.QtGui import QImage
 
+from mqtt.client import SUBSCRIBED_LINE
 from mqtt.provision.run import ProvisionResult
 from tests.e2e.pad_display import Screen, xvfb
 from tests.mqtt_fixtures import make_client, mosquitto_broker, provisioned_branch, wait_until  # noqa: F401
@@ -76,8 +77,8 @@ def test_pad_on_a_real_x_display_shows_an_arrival(provisioned_branch, edge, tmp_
                                      "--screenshots", str(shots), "--log-level", "INFO"],
                                     cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
         try:
-            # The PAD's broker session exists from its first connection: wait for it.
-            assert wait_until(lambda: "connected to broker" in log.read_text() or proc.poll() is not None,
+            # Arrivals sent before the PAD's subscriptions are acknowledged are lost to its first connection.
+            assert wait_until(lambda: SUBSCRIBED_LINE in log.read_text() or proc.poll() is not None,
                               60), log.read_text()
             assert proc.poll() is None, f"branch-pad died on the xcb platform:\n{log.read_text()}"
             edge.publish(sample_arrival(name="王晓明", customer_id="c-1", assigned_rm="rm-1"))

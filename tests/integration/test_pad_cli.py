@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PyQt6.QtGui import QImage
 
+from mqtt.client import SUBSCRIBED_LINE
 from mqtt.provision.run import ProvisionResult
 from tests.mqtt_fixtures import make_client, mosquitto_broker, provisioned_branch  # noqa: F401
 from ui.state.sample import sample_arrival
@@ -81,8 +82,8 @@ def test_screenshots_of_every_arrival_headless(provisioned_branch, edge, tmp_pat
     proc = branch_pad("--config", str(config), "--screenshots", str(shots), "--exit-after", "2",
                       "--log-level", "INFO", env=env)
     try:
-        # A device's broker session starts with its first connection: wait for it.
-        wait_for_line(proc, "connected to broker", "stderr")
+        # Arrivals sent before the PAD's subscriptions are acknowledged are lost to its first connection.
+        wait_for_line(proc, SUBSCRIBED_LINE, "stderr")
         for seed in range(2):
             edge.publish(sample_arrival(customer_id=f"c-{seed}", seed=seed))
         _, err = proc.communicate(timeout=30)
